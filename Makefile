@@ -1,0 +1,50 @@
+# Sluice — make targets. `make demo` and `make test` are the two commands a
+# newcomer needs; see README.md.
+
+GO        ?= go
+GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
+STATICCHECK ?= $(GOBIN_DIR)/staticcheck
+FUZZTIME  ?= 60s
+PKGS      := ./...
+
+.PHONY: all build test test-unit test-integration demo bench lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/sluice ./cmd/sluice
+
+# Unit tests (with the race detector), the committed fuzz seed corpora (run by
+# `go test` as ordinary tests), and the integration tests against real
+# replicated PostgreSQL clusters started by the test harness.
+test: test-unit test-integration
+
+test-unit:
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /integration)
+
+test-integration:
+	$(GO) test -count=1 -timeout 15m ./integration/...
+
+demo:
+	$(GO) run ./cmd/sluice demo --config config.yaml
+
+bench: build
+	bash scripts/bench.sh
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if [ ! -x "$(STATICCHECK)" ]; then $(GO) install honnef.co/go/tools/cmd/staticcheck@latest; fi
+	$(STATICCHECK) ./...
+
+# Longer fuzzing of every fuzz target (FUZZTIME each).
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

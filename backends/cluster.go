@@ -1,0 +1,198 @@
+package backends
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicedb/sluice/topology"
+)
+
+// Balance is how reads are spread over the readers of a cluster.
+type Balance uint8
+
+// Balancing policies.
+const (
+	RoundRobin       Balance = iota // rotate over healthy readers (default)
+	LeastConnections                // the reader with the fewest sessions using it
+)
+
+// ParseBalance parses "round_robin" (or "") and "least_connections".
+func ParseBalance(s string) (Balance, error) {
+	switch s {
+	case "", "round_robin":
+		return RoundRobin, nil
+	case "least_connections":
+		return LeastConnections, nil
+	}
+	return 0, fmt.Errorf("unknown reader balance %q", s)
+}
+
+// ClusterOptions configures a Cluster.
+type ClusterOptions struct {
+	Name     string
+	Backends []topology.Backend // name and address of every configured backend, in order
+	Balance  Balance
+	// MaxReplicaLag excludes readers lagging more than this from reads
+	// (0 = no limit).
+	MaxReplicaLag time.Duration
+}
+
+// Cluster is the routing view of one database cluster: the current topology
+// snapshot plus the bookkeeping that reader balancing needs. It is safe for
+// concurrent use.
+type Cluster struct {
+	name    string
+	balance Balance
+	maxLag  time.Duration
+	snap    atomic.Pointer[topology.Snapshot]
+	rr      atomic.Uint32
+	active  []atomic.Int64 // sessions using each backend (config order)
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every publish
+}
+
+// NewCluster returns a cluster whose initial snapshot knows the configured
+// backends but no roles yet (epoch 0, no writer).
+func NewCluster(o ClusterOptions) *Cluster {
+	c := &Cluster{
+		name:    o.Name,
+		balance: o.Balance,
+		maxLag:  o.MaxReplicaLag,
+		active:  make([]atomic.Int64, len(o.Backends)),
+		changed: make(chan struct{}),
+	}
+	bs := append([]topology.Backend(nil), o.Backends...)
+	c.snap.Store(&topology.Snapshot{Backends: bs, Writer: -1})
+	return c
+}
+
+// Name returns the cluster's configured name.
+func (c *Cluster) Name() string { return c.name }
+
+// Snapshot returns the current topology. Never nil; do not modify it.
+func (c *Cluster) Snapshot() *topology.Snapshot { return c.snap.Load() }
+
+// Publish installs s as the current topology unless it carries an older
+// epoch than the current one. It reports whether s was adopted.
+func (c *Cluster) Publish(s *topology.Snapshot) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.snap.Load(); cur != nil && s.Epoch < cur.Epoch {
+		return false
+	}
+	c.snap.Store(s)
+	close(c.changed)
+	c.changed = make(chan struct{})
+	return true
+}
+
+// Changed returns a channel that is closed at the next Publish.
+func (c *Cluster) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+// WaitWriter waits until the topology has a healthy writer, or ctx ends.
+func (c *Cluster) WaitWriter(ctx context.Context) (int, topology.Backend, error) {
+	for {
+		ch := c.Changed()
+		s := c.Snapshot()
+		if b, ok := s.WriterBackend(); ok {
+			return s.Writer, b, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return -1, topology.Backend{}, fmt.Errorf("cluster %s: no writer available: %w", c.name, ctx.Err())
+		}
+	}
+}
+
+// Writer returns the current healthy writer.
+func (c *Cluster) Writer() (int, topology.Backend, bool) {
+	s := c.Snapshot()
+	b, ok := s.WriterBackend()
+	return s.Writer, b, ok
+}
+
+// PickReader chooses a healthy reader within the lag bound whose replay
+// position is at least minPos (0 = any), skipping the index avoid (-1 =
+// none). It reports false when no reader qualifies.
+func (c *Cluster) PickReader(minPos uint64, avoid int) (int, topology.Backend, bool) {
+	s := c.Snapshot()
+	var buf [16]int
+	cands := s.Readers(buf[:0], c.maxLag)
+	n := 0
+	for _, i := range cands {
+		if i == avoid || (minPos > 0 && s.Backends[i].Position < minPos) {
+			continue
+		}
+		cands[n] = i
+		n++
+	}
+	cands = cands[:n]
+	if n == 0 {
+		return -1, topology.Backend{}, false
+	}
+	var pick int
+	switch c.balance {
+	case LeastConnections:
+		pick = cands[0]
+		best := c.active[pick].Load()
+		start := int(c.rr.Add(1)) // rotate the starting point among ties
+		for k := range cands {
+			i := cands[(start+k)%n]
+			if a := c.active[i].Load(); a < best {
+				pick, best = i, a
+			}
+		}
+	default:
+		pick = cands[int(c.rr.Add(1)-1)%n]
+	}
+	return pick, s.Backends[pick], true
+}
+
+// ReaderUsable reports whether backend i may serve a read needing replay
+// position minPos under the current topology.
+func (c *Cluster) ReaderUsable(i int, minPos uint64) bool {
+	s := c.Snapshot()
+	if i < 0 || i >= len(s.Backends) {
+		return false
+	}
+	b := s.Backends[i]
+	if b.Role != topology.RoleReader || !b.Healthy {
+		return false
+	}
+	if c.maxLag > 0 && b.Lag > c.maxLag {
+		return false
+	}
+	return minPos == 0 || b.Position >= minPos
+}
+
+// Acquire records that a session started using backend i (for
+// least-connections balancing and metrics). Pair it with Release.
+func (c *Cluster) Acquire(i int) {
+	if i >= 0 && i < len(c.active) {
+		c.active[i].Add(1)
+	}
+}
+
+// Release undoes Acquire.
+func (c *Cluster) Release(i int) {
+	if i >= 0 && i < len(c.active) {
+		c.active[i].Add(-1)
+	}
+}
+
+// Active returns how many sessions use backend i.
+func (c *Cluster) Active(i int) int64 {
+	if i < 0 || i >= len(c.active) {
+		return 0
+	}
+	return c.active[i].Load()
+}

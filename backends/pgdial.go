@@ -1,0 +1,115 @@
+package backends
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// PGDialConfig says how to open one backend connection to PostgreSQL.
+type PGDialConfig struct {
+	Addr     string // host:port
+	User     string
+	Password string
+	Database string
+	// Params are run-time parameters sent in the startup packet
+	// (application_name, client_encoding, options, …).
+	Params map[string]string
+	// TLS is "disable" (default), "prefer" or "require" (no certificate
+	// verification; use it against servers you reach over a trusted path).
+	TLS     string
+	Timeout time.Duration // connect + authenticate; default 5s
+}
+
+// PGConn is an authenticated, idle backend connection taken over from pgconn:
+// from here on the proxy speaks the protocol on Conn itself.
+type PGConn struct {
+	Addr   string
+	Conn   net.Conn
+	R      *bufio.Reader
+	W      *bufio.Writer
+	PID    uint32
+	Secret []byte
+	// Params holds the ParameterStatus values the server reported at startup.
+	Params map[string]string
+}
+
+// Close closes the network connection (without a Terminate message).
+func (c *PGConn) Close() error { return c.Conn.Close() }
+
+// DialPostgres connects and authenticates to a PostgreSQL backend (pgconn
+// does TLS, SCRAM and md5), then hijacks the raw connection.
+//
+// Errors from the server (wrong password, unknown database, too many
+// connections) come back as *pgconn.PgError inside the returned error, so the
+// caller can relay the SQLSTATE.
+func DialPostgres(ctx context.Context, dc PGDialConfig) (*PGConn, error) {
+	host, port, err := net.SplitHostPort(dc.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", dc.Addr, err)
+	}
+	mode := dc.TLS
+	if mode == "" {
+		mode = "disable"
+	}
+	timeout := dc.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=%s", quoteDSN(host), quoteDSN(port), mode))
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", dc.Addr, err)
+	}
+	cfg.User = dc.User
+	cfg.Password = dc.Password
+	cfg.Database = dc.Database
+	cfg.ConnectTimeout = timeout
+	cfg.MaxProtocolVersion = "3.0"
+	cfg.RuntimeParams = make(map[string]string, len(dc.Params))
+	for k, v := range dc.Params {
+		cfg.RuntimeParams[k] = v
+	}
+	if cfg.TLSConfig != nil {
+		cfg.TLSConfig.MinVersion = tls.VersionTLS12
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", dc.Addr, err)
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		pc.Close(context.Background())
+		return nil, fmt.Errorf("backend %s: hijack: %w", dc.Addr, err)
+	}
+	return &PGConn{
+		Addr:   dc.Addr,
+		Conn:   hc.Conn,
+		R:      bufio.NewReaderSize(hc.Conn, 16<<10),
+		W:      bufio.NewWriterSize(hc.Conn, 16<<10),
+		PID:    hc.PID,
+		Secret: hc.SecretKey,
+		Params: hc.ParameterStatuses,
+	}, nil
+}
+
+// AsPgError returns the server error inside err, if there is one.
+func AsPgError(err error) (*pgconn.PgError, bool) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe, true
+	}
+	return nil, false
+}
+
+func quoteDSN(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}

@@ -1,0 +1,195 @@
+package pg
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/sluicedb/sluice/internal/pgwire"
+	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/topology"
+)
+
+// relay is the goroutine that copies bc's responses to the client, dropping
+// the responses to the proxy's own injected messages and tracking the
+// transaction status. It ends when bc is closed or fails.
+func (s *session) relay(bc *bconn) {
+	defer s.wg.Done()
+	for {
+		m, err := bc.rd.Next()
+		if err != nil {
+			s.backendLost(bc, err)
+			return
+		}
+		s.mu.Lock()
+		drop, terminate := s.account(bc, m)
+		s.mu.Unlock()
+		flush := m.Type == pgwire.MsgReadyForQuery || bc.rd.Buffered() == 0
+		if drop {
+			if flush {
+				s.writeClient(nil, true)
+			}
+		} else {
+			s.writeClient(m.Raw, flush)
+		}
+		if terminate {
+			s.terminate()
+		}
+	}
+}
+
+// account updates the session's bookkeeping for one backend message and
+// reports whether the client must not see it, and whether a draining session
+// has now become idle. Called with s.mu held.
+func (s *session) account(bc *bconn, m pgwire.Message) (drop, terminate bool) {
+	front := bc.front()
+	if front != nil && front.kind == 'Z' && front.swallow {
+		switch m.Type {
+		case pgwire.MsgDataRow:
+			if front.capture {
+				if v, null, err := pgwire.DataRowColumn(m.Body(), 0); err == nil && !null {
+					if lsn, err := topology.ParseLSN(string(v)); err == nil && lsn > s.lastWriteLSN {
+						s.lastWriteLSN = lsn
+					}
+				}
+			}
+		case pgwire.MsgErrorResponse:
+			s.srv.log.Warn("statement injected by the proxy failed", "backend", bc.addr,
+				"sqlstate", string(pgwire.ErrorField(m.Body(), 'C')), "message", string(pgwire.ErrorField(m.Body(), 'M')))
+		case pgwire.MsgReadyForQuery:
+			e := bc.pop()
+			bc.inflight--
+			if e.capture {
+				s.lsnStale = false
+			}
+			s.cond.Broadcast()
+		}
+		return true, false
+	}
+	switch m.Type {
+	case pgwire.MsgParseComplete, pgwire.MsgCloseComplete:
+		if front == nil || front.kind != m.Type {
+			s.srv.log.Warn("unexpected completion from backend", "backend", bc.addr, "type", string(m.Type))
+			return false, false
+		}
+		e := bc.pop()
+		return e.swallow, false
+	case pgwire.MsgErrorResponse:
+		bc.batchErr = true
+		// The backend skips the rest of an extended batch up to its Sync.
+		for f := bc.front(); f != nil && f.kind != 'Z'; f = bc.front() {
+			bc.pop()
+		}
+	case pgwire.MsgCommandComplete:
+		tag := pgwire.CommandTag(m.Body())
+		switch {
+		case bytes.HasPrefix(tag, []byte("COMMIT")):
+			bc.txTag = 'c'
+		case bytes.HasPrefix(tag, []byte("ROLLBACK")):
+			bc.txTag = 'r'
+		}
+	case pgwire.MsgReadyForQuery:
+		for f := bc.front(); f != nil && f.kind != 'Z'; f = bc.front() {
+			bc.pop()
+		}
+		var e expect
+		if bc.front() != nil {
+			e = bc.pop()
+			bc.inflight--
+			bc.pending--
+		}
+		body := m.Body()
+		status := byte('I')
+		if len(body) == 1 {
+			status = body[0]
+		}
+		prev := s.txStatus
+		if s.cur == bc {
+			s.txStatus = status
+		}
+		if !bc.batchErr {
+			if len(s.txSetOps) > 0 && prev != 'I' && status == 'I' {
+				if bc.txTag == 'c' {
+					s.applyOps(bc, s.txSetOps)
+				}
+				s.txSetOps = nil
+			}
+			if e.setOps != nil {
+				if status == 'I' {
+					s.applyOps(bc, e.setOps)
+				} else {
+					s.txSetOps = append(s.txSetOps, e.setOps...)
+				}
+			}
+		} else if status == 'I' {
+			s.txSetOps = nil
+		}
+		bc.batchErr, bc.txTag = false, 0
+		s.cond.Broadcast()
+		if s.drain && s.idleLocked() {
+			terminate = true
+		}
+	}
+	return false, terminate
+}
+
+// backendLost cleans up after a backend connection failed or was closed, and
+// answers whatever the client was still waiting for from it.
+func (s *session) backendLost(bc *bconn, err error) {
+	s.mu.Lock()
+	if s.conns[bc.idx] == bc {
+		delete(s.conns, bc.idx)
+	}
+	bc.dead = true
+	visible := bc.pending
+	bc.q, bc.qh, bc.inflight, bc.pending = nil, 0, 0, 0
+	inTx := false
+	if s.cur == bc {
+		inTx = s.txStatus != 'I'
+		s.cur = nil
+		s.txStatus = 'I'
+	}
+	closing := s.closing
+	pinned := s.pinned != "" && bc.target == router.TargetWriter
+	release := !bc.released
+	bc.released = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	bc.pc.Close()
+	cl := s.srv.opts.Cluster
+	if release {
+		cl.Release(bc.idx)
+		s.srv.opts.Metrics.BackendConnections.WithLabelValues(cl.Name(), bc.addr).Dec()
+	}
+	if closing {
+		return
+	}
+	expected := errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+	s.srv.opts.Metrics.BackendErrors.WithLabelValues(cl.Name(), bc.addr).Inc()
+	s.srv.log.Warn("backend connection lost", "backend", bc.addr, "err", err, "in_transaction", inTx, "waiting", visible, "eof", expected)
+	if pinned {
+		s.fatal("08006", fmt.Sprintf("connection to backend %s lost; session state (%s) cannot be restored", bc.addr, s.pinnedReason()))
+		s.conn.Close()
+		return
+	}
+	if visible == 0 {
+		return
+	}
+	msg := fmt.Sprintf("connection to backend %s lost while running the statement", bc.addr)
+	if inTx {
+		msg += "; the transaction was rolled back"
+	}
+	out := pgwire.AppendErrorResponse(nil, "ERROR", "08006", msg)
+	for i := 0; i < visible; i++ {
+		out = pgwire.AppendReadyForQuery(out, 'I')
+	}
+	s.writeClient(out, true)
+}
+
+func (s *session) pinnedReason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.pinned)
+}

@@ -1,0 +1,285 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/internal/pgwire"
+	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/topology"
+)
+
+var (
+	errNoReader    = errors.New("no healthy replica is available")
+	errClosing     = errors.New("session is closing")
+	errBackendLost = errors.New("the backend connection was lost before the statement could be sent")
+)
+
+// pick chooses the backend connection for a batch of class cls, waiting for
+// in-flight responses of another backend first so that responses reach the
+// client in order.
+func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
+	o := &s.srv.opts
+	for {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			return nil, errClosing
+		}
+		cur := s.cur
+		if cur != nil && cur.dead {
+			cur = nil
+		}
+		inTx := s.txStatus != 'I' && cur != nil
+		busy := cur != nil && cur.inflight > 0
+		st := router.State{InTx: inTx, Pinned: s.pinned != "" || cls.Pin != ""}
+		if inTx {
+			st.TxTarget = cur.target
+		}
+		s.mu.Unlock()
+		if inTx {
+			return cur, nil
+		}
+		t := router.Decide(o.Route, cls, st)
+		if busy {
+			if cur.target == t {
+				return cur, nil
+			}
+			s.mu.Lock()
+			for cur.inflight > 0 && !cur.dead && !s.closing {
+				s.cond.Wait()
+			}
+			s.mu.Unlock()
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout)
+		var bc *bconn
+		var err error
+		if t == router.TargetWriter {
+			bc, err = s.writerConn(ctx)
+		} else {
+			bc, err = s.readerConn(ctx)
+		}
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.cur = bc
+		s.mu.Unlock()
+		if bc.target == router.TargetWriter {
+			s.srv.statWriter.Inc()
+		} else {
+			s.srv.statReader.Inc()
+		}
+		return bc, nil
+	}
+}
+
+// writerConn returns the session's connection to the current writer,
+// dialing it if needed; with no writer known it waits up to the connect
+// timeout for one.
+func (s *session) writerConn(ctx context.Context) (*bconn, error) {
+	cl := s.srv.opts.Cluster
+	idx, b, ok := cl.Writer()
+	if !ok {
+		var err error
+		if idx, b, err = cl.WaitWriter(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.connTo(ctx, idx, b, router.TargetWriter)
+}
+
+// readerConn returns a connection to a replica that may serve the session's
+// next read: the session's current replica if it still qualifies, else the
+// balancer's pick. With read-your-writes the replica must have replayed the
+// session's last write. With no qualifying replica the writer serves the
+// read, if the cluster allows it.
+func (s *session) readerConn(ctx context.Context) (*bconn, error) {
+	o := &s.srv.opts
+	cl := o.Cluster
+	var minPos uint64
+	if o.ReadYourWrites && o.Route == router.RouteAuto {
+		s.mu.Lock()
+		stale := s.lsnStale
+		s.mu.Unlock()
+		if stale {
+			s.fetchWriterLSN(ctx)
+		}
+		s.mu.Lock()
+		minPos = s.lastWriteLSN
+		s.mu.Unlock()
+	}
+	if s.readerIdx >= 0 && cl.ReaderUsable(s.readerIdx, minPos) {
+		b := cl.Snapshot().Backends[s.readerIdx]
+		if bc, err := s.connTo(ctx, s.readerIdx, b, router.TargetReader); err == nil {
+			return bc, nil
+		}
+	}
+	avoid := -1
+	for attempt := 0; attempt < 3; attempt++ {
+		idx, b, ok := cl.PickReader(minPos, avoid)
+		if !ok {
+			break
+		}
+		bc, err := s.connTo(ctx, idx, b, router.TargetReader)
+		if err == nil {
+			s.readerIdx = idx
+			return bc, nil
+		}
+		if _, isPg := asPgError(err); isPg {
+			return nil, err // the server refused us (unknown database, auth): say so
+		}
+		avoid = idx
+	}
+	if minPos > 0 {
+		if _, _, any := cl.PickReader(0, -1); any {
+			s.srv.rywFallbacks.Inc()
+			return s.writerConn(ctx)
+		}
+	}
+	if o.FallbackToWriter {
+		return s.writerConn(ctx)
+	}
+	return nil, errNoReader
+}
+
+// connTo returns the session's connection to backend idx, dialing one if
+// the session has none (or has one to a different address).
+func (s *session) connTo(ctx context.Context, idx int, b topology.Backend, t router.Target) (*bconn, error) {
+	s.mu.Lock()
+	bc := s.conns[idx]
+	s.mu.Unlock()
+	if bc == nil || bc.addr != b.Addr {
+		var err error
+		if bc, err = s.dial(ctx, idx, b.Addr); err != nil {
+			return nil, err
+		}
+	}
+	bc.target = t
+	return bc, nil
+}
+
+// dial opens a backend connection for this session and starts its relay.
+func (s *session) dial(ctx context.Context, idx int, addr string) (*bconn, error) {
+	o := &s.srv.opts
+	cl := o.Cluster
+	pc, err := backends.DialPostgres(ctx, backends.PGDialConfig{
+		Addr:     addr,
+		User:     s.user,
+		Password: s.password,
+		Database: s.database,
+		Params:   s.params,
+		TLS:      o.BackendTLS,
+		Timeout:  o.ConnectTimeout,
+	})
+	m := s.srv.opts.Metrics
+	if err != nil {
+		m.BackendDials.WithLabelValues(cl.Name(), addr, "error").Inc()
+		return nil, err
+	}
+	m.BackendDials.WithLabelValues(cl.Name(), addr, "ok").Inc()
+	bc := &bconn{
+		idx:      idx,
+		addr:     addr,
+		pc:       pc,
+		rd:       pgwire.NewReader(pc.R, 1<<30),
+		params:   pc.Params,
+		prepared: make(map[string]*stmt),
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		pc.Close()
+		return nil, errClosing
+	}
+	if old := s.conns[idx]; old != nil {
+		// The backend at this position changed address: retire the old
+		// connection (its relay cleans up).
+		old.pc.Close()
+	}
+	s.conns[idx] = bc
+	s.wg.Add(1)
+	s.mu.Unlock()
+	cl.Acquire(idx)
+	m.BackendConnections.WithLabelValues(cl.Name(), addr).Inc()
+	go s.relay(bc)
+	return bc, nil
+}
+
+// fetchWriterLSN asks the writer for its current WAL position and waits for
+// the answer (used when a write's position could not be captured inline).
+func (s *session) fetchWriterLSN(ctx context.Context) {
+	w, err := s.writerConn(ctx)
+	if err != nil {
+		return
+	}
+	if !s.injectCapture(w) {
+		return
+	}
+	s.flushBackend(w)
+	s.mu.Lock()
+	for w.inflight > 0 && !w.dead && !s.closing {
+		s.cond.Wait()
+	}
+	s.mu.Unlock()
+}
+
+// lsnQuery reads the writer's WAL position; it cannot fail on a primary or a
+// standby, so it is harmless even inside the client's transaction.
+const lsnQuery = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END"
+
+// injectCapture queues the LSN query on bc; its result is swallowed and
+// recorded as the session's last write position.
+func (s *session) injectCapture(bc *bconn) bool {
+	s.scratch = pgwire.AppendQuery(s.scratch[:0], lsnQuery)
+	return s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, capture: true})
+}
+
+// inject sends a message of the proxy's own whose response is swallowed.
+func (s *session) inject(bc *bconn, raw []byte, e expect) bool {
+	if !s.enqueue(bc, e) {
+		return false
+	}
+	if _, err := bc.pc.W.Write(raw); err != nil {
+		bc.pc.Close() // the relay goroutine reports the loss
+	}
+	return true
+}
+
+// enqueue records an expected response, unless the connection is dead.
+func (s *session) enqueue(bc *bconn, e expect) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if bc.dead {
+		return false
+	}
+	bc.push(e)
+	if e.kind == 'Z' && !e.swallow {
+		s.cur = bc
+	}
+	return true
+}
+
+// alive reports whether bc can still take messages.
+func (s *session) alive(bc *bconn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !bc.dead
+}
+
+func asPgError(err error) (*pgconnError, bool) {
+	pe, ok := backends.AsPgError(err)
+	if !ok {
+		return nil, false
+	}
+	return &pgconnError{Code: pe.Code, Message: pe.Message}, true
+}
+
+// pgconnError is the part of a server error the front end relays.
+type pgconnError struct{ Code, Message string }
+
+func (e *pgconnError) Error() string { return fmt.Sprintf("%s (SQLSTATE %s)", e.Message, e.Code) }

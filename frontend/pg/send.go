@@ -1,0 +1,264 @@
+package pg
+
+import (
+	"bytes"
+	"strings"
+	"unsafe"
+
+	"github.com/sluicedb/sluice/internal/pgwire"
+	"github.com/sluicedb/sluice/router"
+)
+
+// unsafeString views b as a string without copying. The result must not
+// outlive b's contents.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// mentionsCopy reports whether q may be a COPY statement (a cheap,
+// conservative check: any "copy" word, in any case).
+func mentionsCopy(q []byte) bool {
+	for i := 0; i+4 <= len(q); i++ {
+		if (q[i]|0x20) == 'c' && (q[i+1]|0x20) == 'o' && (q[i+2]|0x20) == 'p' && (q[i+3]|0x20) == 'y' {
+			return true
+		}
+	}
+	return false
+}
+
+// send forwards one client message to bc, keeping the statement
+// bookkeeping: statements the message needs are prepared on bc first, the
+// session state is replayed if bc lags behind it, and the responses to
+// expect are queued. cls is the message's class when the caller already
+// classified it. It reports false if bc died.
+func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool {
+	body := raw[pgwire.HeaderLen:]
+	var e expect
+	queued := false
+	switch typ {
+	case pgwire.MsgQuery:
+		if !s.replay(bc) {
+			return false
+		}
+		q, _ := pgwire.ParseQuery(body)
+		c := s.classOf(cls, q)
+		s.notePin(c)
+		if c.SessionSet {
+			s.noteSessionOps(bc, q)
+		}
+		delete(bc.prepared, "") // a simple Query destroys the unnamed statement
+		s.batchExec = true
+		e, queued = expect{kind: 'Z', setOps: s.takeOps()}, true
+	case pgwire.MsgParse:
+		if !s.replay(bc) {
+			return false
+		}
+		name, q, _ := pgwire.ParseParse(body)
+		prev := s.stmts[unsafeString(name)]
+		st := prev
+		if st == nil || !bytes.Equal(st.raw, raw) {
+			c := s.classOf(cls, q)
+			st = &stmt{raw: bytes.Clone(raw), query: string(q), cls: c}
+			if c.SessionSet {
+				st.ops = cloneOps(s.srv.opts.Classifier.SessionOps(st.query))
+			}
+			s.stmts[string(name)] = st
+		}
+		s.notePin(st.cls)
+		if on := bc.prepared[unsafeString(name)]; len(name) > 0 && on != nil && on != prev {
+			// A stale statement of that name is left on this backend from
+			// before the client closed or redefined it.
+			if !s.injectClose(bc, name) {
+				return false
+			}
+		}
+		bc.prepared[string(name)] = st
+		e, queued = expect{kind: '1'}, true
+	case pgwire.MsgBind:
+		if !s.replay(bc) {
+			return false
+		}
+		_, name, _ := pgwire.ParseBind(body)
+		if !s.ensure(bc, name) {
+			return false
+		}
+		if st := s.stmts[unsafeString(name)]; st != nil && st.ops != nil {
+			s.batchOps = append(s.batchOps, st.ops...)
+		}
+	case pgwire.MsgDescribe:
+		if kind, name, _ := pgwire.ParseTarget(body); kind == 'S' {
+			if !s.ensure(bc, name) {
+				return false
+			}
+		}
+	case pgwire.MsgClose:
+		if kind, name, _ := pgwire.ParseTarget(body); kind == 'S' {
+			delete(s.stmts, unsafeString(name))
+			delete(bc.prepared, unsafeString(name))
+		}
+		e, queued = expect{kind: '3'}, true
+	case pgwire.MsgExecute:
+		s.batchExec = true
+	case pgwire.MsgFuncCall:
+		if !s.replay(bc) {
+			return false
+		}
+		s.batchExec = true
+		e, queued = expect{kind: 'Z'}, true
+	case pgwire.MsgSync:
+		e, queued = expect{kind: 'Z', setOps: s.takeOps()}, true
+	}
+	if queued {
+		if !s.enqueue(bc, e) {
+			return false
+		}
+	} else if !s.alive(bc) {
+		return false
+	}
+	if _, err := bc.pc.W.Write(raw); err != nil {
+		// The relay goroutine sees the failure and answers what was queued.
+		bc.pc.Close()
+	}
+	return true
+}
+
+func (s *session) classOf(cls *router.Class, q []byte) router.Class {
+	if cls != nil {
+		return *cls
+	}
+	return s.srv.opts.Classifier.Classify(unsafeString(q))
+}
+
+// notePin pins the session to the writer the first time a statement needs
+// it, and counts the reason.
+func (s *session) notePin(c router.Class) {
+	if c.Pin == "" {
+		return
+	}
+	s.mu.Lock()
+	first := s.pinned == ""
+	if first {
+		s.pinned = c.Pin
+	}
+	s.mu.Unlock()
+	if first {
+		s.srv.opts.Metrics.Pins.WithLabelValues(s.srv.opts.Name, string(c.Pin)).Inc()
+	}
+}
+
+// noteSessionOps records the session-state changes of a simple Query so
+// they can be replayed elsewhere once the query succeeds.
+func (s *session) noteSessionOps(bc *bconn, q []byte) {
+	ops := cloneOps(s.srv.opts.Classifier.SessionOps(string(q)))
+	for _, op := range ops {
+		if op.Kind == router.SessionResetAll && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(op.Text)), "DISCARD") {
+			// DISCARD ALL also drops every prepared statement.
+			clear(s.stmts)
+			clear(bc.prepared)
+		}
+	}
+	s.batchOps = append(s.batchOps, ops...)
+}
+
+func cloneOps(ops []router.SessionOp) []router.SessionOp {
+	for i := range ops {
+		ops[i].Name = strings.Clone(ops[i].Name)
+		ops[i].Text = strings.Clone(ops[i].Text)
+	}
+	return ops
+}
+
+func (s *session) takeOps() []router.SessionOp {
+	if len(s.batchOps) == 0 {
+		return nil
+	}
+	ops := s.batchOps
+	s.batchOps = nil
+	return ops
+}
+
+// ensure makes the client's statement name exist on bc, preparing it there
+// (invisibly to the client) when it was prepared on another backend.
+func (s *session) ensure(bc *bconn, name []byte) bool {
+	st := s.stmts[unsafeString(name)]
+	if st == nil {
+		return true // unknown to us: the backend answers as PostgreSQL would
+	}
+	on := bc.prepared[unsafeString(name)]
+	if on == st {
+		return true
+	}
+	if len(name) > 0 && on != nil {
+		if !s.injectClose(bc, name) {
+			return false
+		}
+	}
+	if !s.inject(bc, st.raw, expect{kind: '1', swallow: true}) {
+		return false
+	}
+	bc.prepared[string(name)] = st
+	return true
+}
+
+func (s *session) injectClose(bc *bconn, name []byte) bool {
+	s.scratch = pgwire.AppendClose(s.scratch[:0], 'S', string(name))
+	if !s.inject(bc, s.scratch, expect{kind: '3', swallow: true}) {
+		return false
+	}
+	delete(bc.prepared, unsafeString(name))
+	return true
+}
+
+// replay brings bc's session state (SET …) up to date with the session's,
+// with an invisible RESET ALL followed by the tracked settings.
+func (s *session) replay(bc *bconn) bool {
+	s.mu.Lock()
+	v := s.setVersion
+	if bc.setVersion == v {
+		s.mu.Unlock()
+		return true
+	}
+	var sb strings.Builder
+	sb.WriteString("RESET ALL")
+	for _, st := range s.sets {
+		sb.WriteString(";")
+		sb.WriteString(st.text)
+	}
+	s.mu.Unlock()
+	s.scratch = pgwire.AppendQuery(s.scratch[:0], sb.String())
+	if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true}) {
+		return false
+	}
+	s.mu.Lock()
+	bc.setVersion = v
+	s.mu.Unlock()
+	return true
+}
+
+// applyOps records successful session-state changes made on bc. Called with
+// s.mu held.
+func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
+	upToDate := bc.setVersion == s.setVersion
+	for _, op := range ops {
+		switch op.Kind {
+		case router.SessionResetAll:
+			s.sets = s.sets[:0]
+		case router.SessionReset:
+			s.sets = removeSetting(s.sets, op.Name)
+		default:
+			s.sets = append(removeSetting(s.sets, op.Name), setting{name: op.Name, text: op.Text})
+		}
+	}
+	s.setVersion++
+	if upToDate {
+		bc.setVersion = s.setVersion
+	}
+}
+
+func removeSetting(sets []setting, name string) []setting {
+	out := sets[:0]
+	for _, st := range sets {
+		if st.name != name {
+			out = append(out, st)
+		}
+	}
+	return out
+}

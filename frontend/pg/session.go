@@ -1,0 +1,588 @@
+package pg
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/internal/pgwire"
+	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/topology"
+)
+
+// maxBatch is how many bytes of extended-protocol messages are held back
+// while waiting for the Sync that lets the whole batch be routed at once.
+// A larger batch is sent to the writer before its Sync arrives.
+const maxBatch = 1 << 20
+
+// stmt is a prepared statement as the client sees it: the client's own
+// Parse message, kept so the statement can be prepared again on another
+// backend.
+type stmt struct {
+	raw   []byte // the Parse message, header included
+	query string
+	cls   router.Class
+	ops   []router.SessionOp // for a SET prepared through the extended protocol
+}
+
+// expect is one response the session is waiting for on a backend
+// connection, in the order the requests were sent.
+type expect struct {
+	kind    byte // '1' ParseComplete, '3' CloseComplete, 'Z' ReadyForQuery
+	swallow bool // injected by the proxy: the client never sees the response; for 'Z' nothing up to and including the ReadyForQuery
+	capture bool // a swallowed query whose single DataRow holds the writer's WAL LSN
+	// setOps are the session-state changes of the batch this ReadyForQuery
+	// ends, recorded if the batch succeeds.
+	setOps []router.SessionOp
+}
+
+// bconn is one backend connection of a session.
+type bconn struct {
+	idx    int
+	addr   string
+	pc     *backends.PGConn
+	rd     *pgwire.Reader
+	params map[string]string
+
+	// Owned by the session goroutine.
+	prepared   map[string]*stmt // statements prepared on this connection, by name
+	setVersion uint64           // the session-state version this connection has applied
+	target     router.Target
+
+	// Guarded by session.mu.
+	q        []expect
+	qh       int
+	inflight int  // ReadyForQuery messages still to come (including swallowed ones)
+	pending  int  // of which the client waits for
+	batchErr bool // an ErrorResponse arrived since the last ReadyForQuery
+	txTag    byte // 'c' after CommandComplete COMMIT, 'r' after ROLLBACK, since the last ReadyForQuery
+	dead     bool
+	released bool
+}
+
+func (b *bconn) push(e expect) {
+	b.q = append(b.q, e)
+	if e.kind == 'Z' {
+		b.inflight++
+		if !e.swallow {
+			b.pending++
+		}
+	}
+}
+
+func (b *bconn) front() *expect {
+	if b.qh < len(b.q) {
+		return &b.q[b.qh]
+	}
+	return nil
+}
+
+func (b *bconn) pop() expect {
+	e := b.q[b.qh]
+	b.q[b.qh] = expect{}
+	b.qh++
+	if b.qh == len(b.q) {
+		b.q, b.qh = b.q[:0], 0
+	}
+	return e
+}
+
+// setting is one tracked session variable.
+type setting struct{ name, text string }
+
+// session is one client connection after a successful login.
+type session struct {
+	srv      *Server
+	conn     net.Conn
+	cr       *pgwire.Reader
+	user     string
+	database string
+	password string
+	params   map[string]string // startup parameters forwarded to backends
+	pid, key uint32
+
+	cwMu       sync.Mutex
+	cw         *bufio.Writer
+	clientDead bool
+
+	// Owned by the session goroutine.
+	stmts     map[string]*stmt
+	batch     []byte  // held-back extended-protocol messages (auto endpoint)
+	items     []span  // message boundaries within batch
+	locked    *bconn  // route fixed until the next Sync (after Flush, or on writer/reader endpoints)
+	dirty     *bconn  // has unflushed output
+	batchOps  []router.SessionOp
+	batchExec bool // the batch executes something (Query, Execute, FunctionCall)
+	batchCopy bool // the batch may start COPY FROM STDIN (no query may be injected after it)
+	readerIdx int
+	scratch   []byte
+
+	mu           sync.Mutex
+	cond         *sync.Cond
+	conns        map[int]*bconn
+	cur          *bconn // served the last batch; holds the transaction when txStatus != 'I'
+	txStatus     byte
+	pinned       router.PinReason
+	sets         []setting
+	setVersion   uint64
+	txSetOps     []router.SessionOp
+	lastWriteLSN uint64
+	lsnStale     bool // a write's LSN could not be captured: fetch it before the next replica read
+	skipToSync   bool // an error ended an extended batch: drop messages until Sync
+	closing      bool
+	drain        bool
+
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// span is one held-back message: its type and where it sits in batch.
+type span struct {
+	typ        byte
+	start, end int
+	cls        router.Class // of a Query or Parse, filled by classifyBatch
+	classified bool
+}
+
+func newSession(srv *Server, conn net.Conn, rd *pgwire.Reader, user, database, password string, startup map[string]string) *session {
+	s := &session{
+		srv:       srv,
+		conn:      conn,
+		cr:        rd,
+		cw:        bufio.NewWriterSize(conn, 16<<10),
+		user:      user,
+		database:  database,
+		password:  password,
+		params:    make(map[string]string, len(startup)),
+		stmts:     make(map[string]*stmt),
+		conns:     make(map[int]*bconn),
+		txStatus:  'I',
+		readerIdx: -1,
+	}
+	s.cond = sync.NewCond(&s.mu)
+	for k, v := range startup {
+		switch k {
+		case "user", "database", "replication":
+		default:
+			s.params[k] = v
+		}
+	}
+	s.pid, s.key = srv.opts.Cancels.register(s)
+	return s
+}
+
+// connectHome opens the connection whose ParameterStatus values the client
+// receives at login: the writer, or a reader on a reader endpoint.
+func (s *session) connectHome(ctx context.Context) (*bconn, error) {
+	if s.srv.opts.Route == router.RouteReader {
+		return s.readerConn(ctx)
+	}
+	return s.writerConn(ctx)
+}
+
+// run is the session goroutine: it reads client messages until the client
+// leaves or the session is closed.
+func (s *session) run() {
+	defer s.close()
+	for {
+		if s.dirty != nil && s.cr.Buffered() == 0 {
+			s.flushBackend(s.dirty)
+			s.dirty = nil
+		}
+		m, err := s.cr.Next()
+		if err != nil {
+			switch {
+			case errors.Is(err, pgwire.ErrMessageTooLarge):
+				s.srv.opts.Metrics.ProtocolErrors.WithLabelValues(s.srv.opts.Name, "too_large").Inc()
+				s.fatal("08P01", fmt.Sprintf("message too large (limit %d bytes)", s.srv.opts.MaxMessageSize))
+			case errors.Is(err, pgwire.ErrBadLength):
+				s.srv.opts.Metrics.ProtocolErrors.WithLabelValues(s.srv.opts.Name, "malformed").Inc()
+				s.fatal("08P01", "invalid message length")
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			default:
+				s.srv.log.Debug("client read failed", "err", err)
+			}
+			return
+		}
+		if !s.dispatch(m) {
+			return
+		}
+	}
+}
+
+// dispatch handles one client message; false ends the session.
+func (s *session) dispatch(m pgwire.Message) bool {
+	switch m.Type {
+	case pgwire.MsgTerminate:
+		return false
+	case pgwire.MsgCopyData, pgwire.MsgCopyDone, pgwire.MsgCopyFail:
+		s.copyMessage(m)
+		return true
+	case pgwire.MsgQuery, pgwire.MsgParse, pgwire.MsgBind, pgwire.MsgDescribe, pgwire.MsgExecute,
+		pgwire.MsgClose, pgwire.MsgSync, pgwire.MsgFlush, pgwire.MsgFuncCall:
+		if err := validate(m); err != nil {
+			s.srv.opts.Metrics.ProtocolErrors.WithLabelValues(s.srv.opts.Name, "malformed").Inc()
+			s.fatal("08P01", err.Error())
+			return false
+		}
+		return s.statement(m)
+	default:
+		s.srv.opts.Metrics.ProtocolErrors.WithLabelValues(s.srv.opts.Name, "malformed").Inc()
+		s.fatal("08P01", fmt.Sprintf("invalid frontend message type %d", m.Type))
+		return false
+	}
+}
+
+// validate checks the layout of the messages the proxy looks into, so that
+// later code may parse them without error paths.
+func validate(m pgwire.Message) error {
+	var err error
+	switch m.Type {
+	case pgwire.MsgQuery:
+		_, err = pgwire.ParseQuery(m.Body())
+	case pgwire.MsgParse:
+		_, _, err = pgwire.ParseParse(m.Body())
+	case pgwire.MsgBind:
+		_, _, err = pgwire.ParseBind(m.Body())
+	case pgwire.MsgDescribe, pgwire.MsgClose:
+		_, _, err = pgwire.ParseTarget(m.Body())
+	case pgwire.MsgExecute:
+		_, err = pgwire.ParseExecute(m.Body())
+	}
+	return err
+}
+
+func isTerminator(t byte) bool {
+	return t == pgwire.MsgSync || t == pgwire.MsgQuery || t == pgwire.MsgFuncCall
+}
+
+// statement handles a message of the query protocols.
+func (s *session) statement(m pgwire.Message) bool {
+	s.mu.Lock()
+	skip := s.skipToSync
+	if skip && m.Type == pgwire.MsgSync {
+		s.skipToSync = false
+	}
+	status := s.txStatus
+	s.mu.Unlock()
+	if skip {
+		if m.Type == pgwire.MsgSync {
+			s.writeClient(pgwire.AppendReadyForQuery(nil, status), true)
+		}
+		return true
+	}
+	if s.locked != nil {
+		return s.sendLocked(m)
+	}
+	if s.srv.opts.Route != router.RouteAuto {
+		// Writer and reader endpoints need no look-ahead: the target is
+		// known from the first message.
+		bc, err := s.pick(router.Class{}, 0)
+		if err != nil {
+			s.routeFailed(err, m.Type)
+			return true
+		}
+		s.locked = bc
+		return s.sendLocked(m)
+	}
+	start := len(s.batch)
+	s.batch = append(s.batch, m.Raw...)
+	s.items = append(s.items, span{typ: m.Type, start: start, end: len(s.batch)})
+	switch {
+	case isTerminator(m.Type):
+		s.sendBatch(true)
+	case m.Type == pgwire.MsgFlush || len(s.batch) > maxBatch:
+		s.sendBatch(false)
+	}
+	return true
+}
+
+// classifyBatch folds the classes of every statement in the held-back batch.
+func (s *session) classifyBatch() (router.Class, bool) {
+	var c router.Class
+	copyish := false
+	add := func(x router.Class) {
+		c.Write = c.Write || x.Write
+		c.SessionSet = c.SessionSet || x.SessionSet
+		c.Statements += x.Statements
+		if c.Hint == router.HintNone {
+			c.Hint = x.Hint
+		}
+		if c.Tx == router.TxNone {
+			c.Tx = x.Tx
+		}
+		if c.Pin == "" {
+			c.Pin = x.Pin
+		}
+	}
+	for i := range s.items {
+		it := &s.items[i]
+		body := s.batch[it.start+pgwire.HeaderLen : it.end]
+		switch it.typ {
+		case pgwire.MsgQuery:
+			q, _ := pgwire.ParseQuery(body)
+			it.cls, it.classified = s.srv.opts.Classifier.Classify(unsafeString(q)), true
+			add(it.cls)
+			copyish = copyish || mentionsCopy(q)
+		case pgwire.MsgParse:
+			_, q, _ := pgwire.ParseParse(body)
+			it.cls, it.classified = s.srv.opts.Classifier.Classify(unsafeString(q)), true
+			add(it.cls)
+			copyish = copyish || mentionsCopy(q)
+		case pgwire.MsgBind:
+			_, name, _ := pgwire.ParseBind(body)
+			if st := s.stmts[unsafeString(name)]; st != nil {
+				add(st.cls)
+			}
+		case pgwire.MsgFuncCall:
+			add(router.Class{Write: true, Statements: 1})
+		}
+	}
+	return c, copyish
+}
+
+// sendBatch routes the held-back batch and sends it. Without a terminator
+// (Flush, or a batch too large to hold) the route stays fixed until the
+// next Sync.
+func (s *session) sendBatch(terminated bool) {
+	cls, copyish := s.classifyBatch()
+	if !terminated && len(s.batch) > maxBatch {
+		cls.Write = true // the rest of the batch is unknown: the writer is always safe
+	}
+	bc, err := s.pick(cls, len(s.items))
+	if err != nil {
+		last := s.items[len(s.items)-1].typ
+		s.resetBatch()
+		s.routeFailed(err, last)
+		return
+	}
+	s.batchCopy = s.batchCopy || copyish
+	for i := range s.items {
+		it := &s.items[i]
+		var c *router.Class
+		if it.classified {
+			c = &it.cls
+		}
+		if !s.send(bc, it.typ, s.batch[it.start:it.end], c) {
+			last := s.items[len(s.items)-1].typ
+			s.resetBatch()
+			s.routeFailed(errBackendLost, last)
+			return
+		}
+	}
+	s.resetBatch()
+	if terminated {
+		s.endBatch(bc, cls)
+	} else {
+		s.locked = bc
+		s.flushBackend(bc)
+	}
+}
+
+func (s *session) resetBatch() {
+	s.batch = s.batch[:0]
+	s.items = s.items[:0]
+	if cap(s.batch) > 64<<10 {
+		s.batch = nil
+	}
+}
+
+// sendLocked sends one message on the fixed route.
+func (s *session) sendLocked(m pgwire.Message) bool {
+	bc := s.locked
+	if m.Type == pgwire.MsgQuery || m.Type == pgwire.MsgParse {
+		var q []byte
+		if m.Type == pgwire.MsgQuery {
+			q, _ = pgwire.ParseQuery(m.Body())
+		} else {
+			_, q, _ = pgwire.ParseParse(m.Body())
+		}
+		if mentionsCopy(q) {
+			s.batchCopy = true
+		}
+	}
+	ok := s.send(bc, m.Type, m.Raw, nil)
+	switch {
+	case !ok:
+		s.locked = nil
+		s.routeFailed(errBackendLost, m.Type)
+	case isTerminator(m.Type):
+		s.locked = nil
+		s.endBatch(bc, router.Class{})
+	case m.Type == pgwire.MsgFlush:
+		s.flushBackend(bc)
+	default:
+		s.dirty = bc
+	}
+	return true
+}
+
+// endBatch flushes a terminated batch and, on the auto endpoint with
+// read-your-writes, asks the writer for its WAL position after a write.
+func (s *session) endBatch(bc *bconn, cls router.Class) {
+	exec := s.batchExec
+	copyish := s.batchCopy
+	s.batchExec, s.batchCopy = false, false
+	o := &s.srv.opts
+	if o.ReadYourWrites && o.Route == router.RouteAuto && bc.target == router.TargetWriter && exec &&
+		(cls.Write || cls.Tx == router.TxCommit) {
+		if copyish {
+			// A COPY FROM STDIN may be starting: nothing may follow it
+			// until the client's data. Fetch the position before the next
+			// replica read instead.
+			s.mu.Lock()
+			s.lsnStale = true
+			s.mu.Unlock()
+		} else {
+			s.injectCapture(bc)
+		}
+	}
+	s.flushBackend(bc)
+	if s.dirty == bc {
+		s.dirty = nil
+	}
+}
+
+// copyMessage forwards CopyData/CopyDone/CopyFail to the backend that is in
+// COPY FROM STDIN; outside COPY they are ignored, as PostgreSQL does.
+func (s *session) copyMessage(m pgwire.Message) {
+	s.mu.Lock()
+	bc := s.cur
+	if bc != nil && (bc.dead || bc.inflight == 0) {
+		bc = nil
+	}
+	s.mu.Unlock()
+	if bc == nil {
+		return
+	}
+	if _, err := bc.pc.W.Write(m.Raw); err != nil {
+		bc.pc.Close()
+		return
+	}
+	if m.Type == pgwire.MsgCopyData {
+		s.dirty = bc
+	} else {
+		s.flushBackend(bc)
+	}
+}
+
+// routeFailed answers a batch that could not be routed (no backend).
+func (s *session) routeFailed(err error, last byte) {
+	code := "08006"
+	if pe, ok := asPgError(err); ok {
+		code = pe.Code
+	}
+	out := pgwire.AppendErrorResponse(nil, "ERROR", code, err.Error())
+	s.mu.Lock()
+	status := s.txStatus
+	if !isTerminator(last) {
+		s.skipToSync = true
+	}
+	s.mu.Unlock()
+	if isTerminator(last) {
+		out = pgwire.AppendReadyForQuery(out, status)
+	}
+	s.writeClient(out, true)
+}
+
+// writeClient writes raw messages to the client, flushing if asked.
+func (s *session) writeClient(b []byte, flush bool) {
+	s.cwMu.Lock()
+	defer s.cwMu.Unlock()
+	if s.clientDead {
+		return
+	}
+	_, err := s.cw.Write(b)
+	if err == nil && flush {
+		err = s.cw.Flush()
+	}
+	if err != nil {
+		s.clientDead = true
+		s.conn.Close()
+	}
+}
+
+// fatal sends a FATAL error to the client; the caller ends the session.
+func (s *session) fatal(code, msg string) {
+	s.writeClient(pgwire.AppendErrorResponse(nil, "FATAL", code, msg), true)
+}
+
+func (s *session) flushBackend(bc *bconn) {
+	if err := bc.pc.W.Flush(); err != nil {
+		bc.pc.Close() // the relay goroutine reports the loss
+	}
+}
+
+// cancelRunning forwards a cancel to the backend running the session's
+// current statement, if any.
+func (s *session) cancelRunning(ctx context.Context) {
+	s.mu.Lock()
+	bc := s.cur
+	if bc != nil && (bc.dead || bc.inflight == 0) {
+		bc = nil
+	}
+	s.mu.Unlock()
+	if bc == nil {
+		return
+	}
+	if err := backends.CancelPostgres(ctx, bc.addr, bc.pc.PID, bc.pc.Secret); err != nil {
+		s.srv.log.Warn("forwarding cancel failed", "backend", bc.addr, "err", err)
+	}
+}
+
+// shutdownWhenIdle asks the session to end at its next idle moment (outside
+// a transaction, nothing in flight).
+func (s *session) shutdownWhenIdle() {
+	s.mu.Lock()
+	s.drain = true
+	idle := s.idleLocked()
+	s.mu.Unlock()
+	if idle {
+		s.terminate()
+	}
+}
+
+func (s *session) idleLocked() bool {
+	return s.txStatus == 'I' && (s.cur == nil || s.cur.inflight == 0)
+}
+
+func (s *session) terminate() {
+	s.fatal("57P01", "terminating connection due to administrator command")
+	s.conn.Close()
+}
+
+// close ends the session: the client connection, every backend connection
+// (politely, with Terminate) and their relay goroutines.
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		conns := make([]*bconn, 0, len(s.conns))
+		for _, bc := range s.conns {
+			conns = append(conns, bc)
+		}
+		s.mu.Unlock()
+		s.cwMu.Lock()
+		s.cw.Flush()
+		s.clientDead = true
+		s.cwMu.Unlock()
+		s.conn.Close()
+		for _, bc := range conns {
+			bc.pc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			bc.pc.W.Write([]byte{pgwire.MsgTerminate, 0, 0, 0, 4})
+			bc.pc.W.Flush()
+			bc.pc.Close()
+		}
+		s.wg.Wait()
+		s.srv.opts.Cancels.unregister(s.pid)
+	})
+}
+
+// backendIndex returns the snapshot index of addr, or -1.
+func backendIndex(snap *topology.Snapshot, addr string) int { return snap.Find(addr) }

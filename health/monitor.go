@@ -1,0 +1,217 @@
+package health
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sluicedb/sluice/admin"
+	"github.com/sluicedb/sluice/topology"
+)
+
+// MonitorOptions configures a Monitor. Zero values take the defaults named
+// on each field.
+type MonitorOptions struct {
+	// Cluster is the cluster's name (logs, metrics).
+	Cluster string
+	// Backends are the configured backends (name and address), in order.
+	Backends []topology.Backend
+	// NewProber makes the prober of one backend. Required.
+	NewProber func(b topology.Backend) Prober
+	// Interval between probe rounds (default 500ms).
+	Interval time.Duration
+	// Timeout of one probe, connecting included (default 1s).
+	Timeout time.Duration
+	// Failures is how many consecutive failed probes take a healthy backend
+	// down (default 3).
+	Failures int
+	// Successes is how many consecutive successful probes bring a down
+	// backend back (default 2). A backend never seen before is up at its
+	// first success.
+	Successes int
+	// Publish receives every new snapshot. Required.
+	Publish func(*topology.Snapshot)
+	// Metrics, when set, receives probe metrics.
+	Metrics *admin.Metrics
+	// Logger receives state changes (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// backendState is the monitor's running verdict on one backend.
+type backendState struct {
+	b         topology.Backend
+	seen      bool // ever probed successfully
+	fails     int  // consecutive failures
+	successes int  // consecutive successes
+}
+
+// Monitor probes the backends of one cluster and publishes topology
+// snapshots. Run owns its goroutines; ProbeOnce may be used instead for a
+// synchronous round.
+type Monitor struct {
+	o      MonitorOptions
+	log    *slog.Logger
+	mu     sync.Mutex // serialises rounds
+	prob   []Prober
+	states []backendState
+	epoch  uint64
+	writer int
+}
+
+// NewMonitor returns a Monitor; nothing runs until ProbeOnce or Run.
+func NewMonitor(o MonitorOptions) *Monitor {
+	if o.Interval <= 0 {
+		o.Interval = 500 * time.Millisecond
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	if o.Failures <= 0 {
+		o.Failures = 3
+	}
+	if o.Successes <= 0 {
+		o.Successes = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	m := &Monitor{o: o, log: o.Logger.With("cluster", o.Cluster), writer: -1}
+	for _, b := range o.Backends {
+		m.prob = append(m.prob, o.NewProber(b))
+		m.states = append(m.states, backendState{b: b})
+	}
+	return m
+}
+
+// Run probes every Interval until ctx ends, then closes the probers.
+func (m *Monitor) Run(ctx context.Context) {
+	t := time.NewTicker(m.o.Interval)
+	defer t.Stop()
+	defer m.close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.ProbeOnce(ctx)
+		}
+	}
+}
+
+func (m *Monitor) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.prob {
+		p.Close()
+	}
+}
+
+// ProbeOnce probes every backend concurrently, updates the verdicts and
+// publishes a snapshot. It returns when every probe has finished.
+func (m *Monitor) ProbeOnce(ctx context.Context) *topology.Snapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	type outcome struct {
+		r   Result
+		err error
+		d   time.Duration
+		at  time.Time
+	}
+	out := make([]outcome, len(m.prob))
+	var wg sync.WaitGroup
+	for i, p := range m.prob {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, m.o.Timeout)
+			defer cancel()
+			start := time.Now()
+			r, err := p.Probe(pctx)
+			out[i] = outcome{r: r, err: err, d: time.Since(start), at: time.Now()}
+		}()
+	}
+	wg.Wait()
+	for i := range m.states {
+		m.apply(&m.states[i], out[i].r, out[i].err, out[i].d, out[i].at)
+	}
+	return m.publish()
+}
+
+// apply folds one probe outcome into a backend's verdict.
+func (m *Monitor) apply(st *backendState, r Result, err error, d time.Duration, at time.Time) {
+	b := &st.b
+	b.LastProbe = at
+	met := m.o.Metrics
+	if err != nil {
+		st.fails++
+		st.successes = 0
+		b.LastError = err.Error()
+		if b.Healthy && st.fails >= m.o.Failures {
+			b.Healthy = false
+			m.log.Warn("backend down", "backend", b.Name, "err", err)
+		}
+		if met != nil {
+			met.ProbeResults.WithLabelValues(m.o.Cluster, b.Name, admin.ResultError).Inc()
+		}
+		return
+	}
+	st.successes++
+	st.fails = 0
+	if b.Role != r.Role && b.Role != topology.RoleUnknown {
+		m.log.Info("backend role changed", "backend", b.Name, "from", b.Role, "to", r.Role)
+	}
+	if met != nil && b.Role != r.Role {
+		met.BackendUp.DeleteLabelValues(m.o.Cluster, b.Name, b.Role.String())
+	}
+	b.Role, b.Position, b.Lag, b.Latency, b.LastError = r.Role, r.Position, r.Lag, d, ""
+	if !b.Healthy && (!st.seen || st.successes >= m.o.Successes) {
+		b.Healthy = true
+		m.log.Info("backend up", "backend", b.Name, "role", b.Role)
+	}
+	st.seen = true
+	if met != nil {
+		met.ProbeResults.WithLabelValues(m.o.Cluster, b.Name, admin.ResultOK).Inc()
+		met.ProbeLatency.WithLabelValues(m.o.Cluster, b.Name).Observe(d.Seconds())
+		met.ReplicaLag.WithLabelValues(m.o.Cluster, b.Name).Set(r.Lag.Seconds())
+	}
+}
+
+// publish elects the writer and publishes a snapshot. The current writer
+// keeps its place while it is a healthy writer; otherwise the first healthy
+// writer in configuration order takes over under a new epoch.
+func (m *Monitor) publish() *topology.Snapshot {
+	keep := m.writer >= 0 && m.states[m.writer].b.Healthy && m.states[m.writer].b.Role == topology.RoleWriter
+	if !keep {
+		for i, st := range m.states {
+			if st.b.Healthy && st.b.Role == topology.RoleWriter {
+				if i != m.writer {
+					m.epoch++
+					m.log.Info("writer elected", "backend", st.b.Name, "epoch", m.epoch)
+					if m.o.Metrics != nil {
+						m.o.Metrics.WriterChanges.WithLabelValues(m.o.Cluster).Inc()
+					}
+				}
+				m.writer = i
+				break
+			}
+		}
+	}
+	s := &topology.Snapshot{Epoch: m.epoch, Writer: m.writer, Taken: time.Now()}
+	s.Backends = make([]topology.Backend, len(m.states))
+	for i, st := range m.states {
+		s.Backends[i] = st.b
+		if met := m.o.Metrics; met != nil {
+			up := 0.0
+			if st.b.Healthy {
+				up = 1
+			}
+			met.BackendUp.WithLabelValues(m.o.Cluster, st.b.Name, st.b.Role.String()).Set(up)
+		}
+	}
+	if m.o.Metrics != nil {
+		m.o.Metrics.TopologyEpoch.WithLabelValues(m.o.Cluster).Set(float64(m.epoch))
+	}
+	m.o.Publish(s)
+	return s
+}

@@ -1,0 +1,125 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/sluicedb/sluice/topology"
+)
+
+// Result is what one successful probe learned about a backend.
+type Result struct {
+	Role     topology.Role
+	Position uint64        // WAL LSN: current on the writer, replayed on a replica
+	Lag      time.Duration // replica apply delay; zero when caught up
+}
+
+// Prober probes one backend. Implementations keep a connection between
+// probes; Probe must honour ctx's deadline.
+type Prober interface {
+	Probe(ctx context.Context) (Result, error)
+	Close() error
+}
+
+// PGProber probes a PostgreSQL backend over a persistent monitoring
+// connection: role from pg_is_in_recovery(), position from
+// pg_current_wal_lsn() / pg_last_wal_replay_lsn(), lag from the last
+// replayed transaction's timestamp when the replica has not replayed all it
+// received.
+type PGProber struct {
+	Addr     string
+	User     string
+	Password string
+	Database string // default "postgres"
+	TLS      string // sslmode: "disable" (default), "prefer", "require"
+
+	conn *pgconn.PgConn
+}
+
+const pgProbeSQL = `SELECT pg_is_in_recovery(),
+ CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
+ CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
+      ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END`
+
+// Probe runs one probe, connecting first if needed.
+func (p *PGProber) Probe(ctx context.Context) (Result, error) {
+	if p.conn == nil {
+		if err := p.connect(ctx); err != nil {
+			return Result{}, err
+		}
+	}
+	rr := p.conn.Exec(ctx, pgProbeSQL)
+	results, err := rr.ReadAll()
+	if err == nil && (len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 3) {
+		err = fmt.Errorf("unexpected probe result shape")
+	}
+	if err != nil {
+		p.Close()
+		return Result{}, fmt.Errorf("probe %s: %w", p.Addr, err)
+	}
+	row := results[0].Rows[0]
+	var r Result
+	if string(row[0]) == "t" {
+		r.Role = topology.RoleReader
+	} else {
+		r.Role = topology.RoleWriter
+	}
+	if row[1] != nil {
+		if r.Position, err = topology.ParseLSN(string(row[1])); err != nil {
+			return Result{}, fmt.Errorf("probe %s: %w", p.Addr, err)
+		}
+	}
+	if row[2] != nil {
+		secs, err := strconv.ParseFloat(strings.TrimSpace(string(row[2])), 64)
+		if err != nil {
+			return Result{}, fmt.Errorf("probe %s: lag %q: %w", p.Addr, row[2], err)
+		}
+		r.Lag = time.Duration(secs * float64(time.Second))
+	}
+	return r, nil
+}
+
+func (p *PGProber) connect(ctx context.Context) error {
+	host, port, err := net.SplitHostPort(p.Addr)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", p.Addr, err)
+	}
+	mode := p.TLS
+	if mode == "" {
+		mode = "disable"
+	}
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=%s", host, port, mode))
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", p.Addr, err)
+	}
+	cfg.User = p.User
+	cfg.Password = p.Password
+	cfg.Database = p.Database
+	if cfg.Database == "" {
+		cfg.Database = "postgres"
+	}
+	cfg.RuntimeParams = map[string]string{"application_name": "sluice-health"}
+	c, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("probe %s: connect: %w", p.Addr, err)
+	}
+	p.conn = c
+	return nil
+}
+
+// Close drops the monitoring connection.
+func (p *PGProber) Close() error {
+	if p.conn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err := p.conn.Close(ctx)
+	p.conn = nil
+	return err
+}

@@ -1,0 +1,292 @@
+// Package proxy assembles one running Sluice instance from a configuration:
+// a routing view and a health monitor per cluster, a protocol server per
+// listener, and the admin HTTP server. cmd/sluice and the integration tests
+// both start Sluice through it.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sluicedb/sluice/admin"
+	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/config"
+	"github.com/sluicedb/sluice/frontend/pg"
+	"github.com/sluicedb/sluice/health"
+	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/topology"
+)
+
+type clusterRuntime struct {
+	name    string
+	cfg     config.Cluster
+	cluster *backends.Cluster
+	monitor *health.Monitor
+}
+
+type listenerRuntime struct {
+	cfg config.Listener
+	ln  net.Listener
+	pg  *pg.Server
+}
+
+// Proxy is one Sluice instance.
+type Proxy struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	metrics   *admin.Metrics
+	clusters  map[string]*clusterRuntime
+	order     []string
+	listeners []*listenerRuntime
+	cancels   *pg.CancelRegistry
+	admin     *admin.Server
+	httpAddr  net.Addr
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// New builds an instance from a validated configuration. Nothing listens or
+// probes until Start.
+func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Proxy{
+		cfg:      cfg,
+		log:      log,
+		metrics:  admin.NewMetrics(),
+		clusters: make(map[string]*clusterRuntime),
+		cancels:  pg.NewCancelRegistry(),
+	}
+	passwords := make(map[string]string, len(cfg.Users))
+	for _, u := range cfg.Users {
+		passwords[u.Name] = u.Password
+	}
+	for name, cc := range cfg.Clusters {
+		if cc.Protocol != "postgres" {
+			return nil, fmt.Errorf("cluster %s: protocol %q is not supported yet", name, cc.Protocol)
+		}
+		var bs []topology.Backend
+		for _, b := range cc.Backends {
+			n := b.Name
+			if n == "" {
+				n = b.Address
+			}
+			bs = append(bs, topology.Backend{Name: n, Addr: b.Address})
+		}
+		bal, err := backends.ParseBalance(cc.ReaderBalance)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", name, err)
+		}
+		cr := &clusterRuntime{name: name, cfg: cc}
+		cr.cluster = backends.NewCluster(backends.ClusterOptions{Name: name, Backends: bs, Balance: bal, MaxReplicaLag: cc.MaxReplicaLag})
+		monUser := cc.MonitorUser
+		if monUser == "" && len(cfg.Users) > 0 {
+			monUser = cfg.Users[0].Name
+		}
+		monPass := passwords[monUser]
+		tlsMode := cc.BackendTLS
+		cr.monitor = health.NewMonitor(health.MonitorOptions{
+			Cluster:  name,
+			Backends: bs,
+			NewProber: func(b topology.Backend) health.Prober {
+				return &health.PGProber{Addr: b.Addr, User: monUser, Password: monPass, Database: cc.MonitorDatabase, TLS: tlsMode}
+			},
+			Interval:  cfg.Health.Interval,
+			Timeout:   cfg.Health.Timeout,
+			Failures:  cfg.Health.Failures,
+			Successes: cfg.Health.Successes,
+			Publish:   func(s *topology.Snapshot) { cr.cluster.Publish(s) },
+			Metrics:   p.metrics,
+			Logger:    log,
+		})
+		p.clusters[name] = cr
+		p.order = append(p.order, name)
+	}
+	slices.Sort(p.order)
+	for _, lc := range cfg.Listeners {
+		cr := p.clusters[lc.Cluster]
+		if cr == nil {
+			return nil, fmt.Errorf("listener %s: unknown cluster %q", lc.Name, lc.Cluster)
+		}
+		route, err := router.ParseRoute(lc.Route)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
+		}
+		var tlsCfg *tls.Config
+		if lc.TLS.Enabled() {
+			cert, err := tls.LoadX509KeyPair(lc.TLS.Cert, lc.TLS.Key)
+			if err != nil {
+				return nil, fmt.Errorf("listener %s: tls: %w", lc.Name, err)
+			}
+			tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		srv := pg.NewServer(pg.Options{
+			Name:             lc.Name,
+			Route:            route,
+			Auth:             lc.Auth,
+			TLS:              tlsCfg,
+			Cluster:          cr.cluster,
+			Classifier:       router.NewClassifier(router.Options{Dialect: router.Postgres, WriterFunctions: cr.cfg.WriterFunctions}),
+			ReadYourWrites:   cr.cfg.Consistency != "eventual",
+			FallbackToWriter: cr.cfg.ReaderFallback != "error",
+			Password: func(u string) (string, bool) {
+				pw, ok := passwords[u]
+				return pw, ok
+			},
+			BackendTLS:       cr.cfg.BackendTLS,
+			MaxMessageSize:   int(cfg.Server.MaxMessageSize),
+			AuthFailureDelay: cfg.Server.AuthFailureDelay,
+			ConnectTimeout:   cfg.Server.ConnectTimeout,
+			StartupTimeout:   cfg.Server.StartupTimeout,
+			Cancels:          p.cancels,
+			Metrics:          p.metrics,
+			Logger:           log,
+		})
+		p.listeners = append(p.listeners, &listenerRuntime{cfg: lc, pg: srv})
+	}
+	return p, nil
+}
+
+// Start probes every cluster once (so the first clients find a topology),
+// binds every listener and the HTTP server, and starts serving. On error
+// nothing is left running.
+func (p *Proxy) Start(ctx context.Context) error {
+	for _, name := range p.order {
+		cr := p.clusters[name]
+		s := cr.monitor.ProbeOnce(ctx)
+		if _, ok := s.WriterBackend(); !ok {
+			p.log.Warn("no writer found at start; clients will wait for one", "cluster", name)
+		}
+	}
+	for _, l := range p.listeners {
+		ln, err := net.Listen("tcp", l.cfg.Address)
+		if err != nil {
+			p.closeListeners()
+			return fmt.Errorf("listener %s: %w", l.cfg.Name, err)
+		}
+		l.ln = ln
+	}
+	if p.cfg.HTTP.Address != "" {
+		p.admin = admin.NewServer(admin.ServerOptions{
+			Address: p.cfg.HTTP.Address,
+			Metrics: p.metrics,
+			Status:  func() any { return p.Status() },
+			Healthy: p.healthy,
+			Logger:  p.log,
+		})
+		addr, err := p.admin.Start()
+		if err != nil {
+			p.closeListeners()
+			return fmt.Errorf("http: %w", err)
+		}
+		p.httpAddr = addr
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	for _, name := range p.order {
+		cr := p.clusters[name]
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			cr.monitor.Run(runCtx)
+		}()
+	}
+	for _, l := range p.listeners {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			if err := l.pg.Serve(l.ln); err != nil {
+				p.log.Error("listener stopped", "listener", l.cfg.Name, "err", err)
+			}
+		}()
+		p.log.Info("listening", "listener", l.cfg.Name, "address", l.ln.Addr().String(), "route", l.cfg.Route, "cluster", l.cfg.Cluster)
+	}
+	return nil
+}
+
+func (p *Proxy) closeListeners() {
+	for _, l := range p.listeners {
+		if l.ln != nil {
+			l.ln.Close()
+			l.ln = nil
+		}
+	}
+}
+
+// healthy reports an error when some cluster has no usable writer.
+func (p *Proxy) healthy() error {
+	var errs []error
+	for _, name := range p.order {
+		if _, ok := p.clusters[name].cluster.Snapshot().WriterBackend(); !ok {
+			errs = append(errs, fmt.Errorf("cluster %s has no healthy writer", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Addr returns the bound address of the named listener (nil before Start).
+func (p *Proxy) Addr(listener string) net.Addr {
+	for _, l := range p.listeners {
+		if l.cfg.Name == listener && l.ln != nil {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// HTTPAddr returns the admin server's bound address (nil if disabled).
+func (p *Proxy) HTTPAddr() net.Addr { return p.httpAddr }
+
+// Metrics returns the instance's metrics.
+func (p *Proxy) Metrics() *admin.Metrics { return p.metrics }
+
+// Cluster returns the routing view of the named cluster.
+func (p *Proxy) Cluster(name string) *backends.Cluster {
+	if cr := p.clusters[name]; cr != nil {
+		return cr.cluster
+	}
+	return nil
+}
+
+// Shutdown stops accepting clients, drains sessions until ctx ends (then
+// closes them), and stops the monitors and the HTTP server.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	var (
+		errs []error
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+	)
+	for _, l := range p.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.pg.Shutdown(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("listener %s: %w", l.cfg.Name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if p.stop != nil {
+		p.stop()
+	}
+	if p.admin != nil {
+		hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := p.admin.Shutdown(hctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	p.wg.Wait()
+	return errors.Join(errs...)
+}
