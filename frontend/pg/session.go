@@ -113,10 +113,10 @@ type session struct {
 
 	// Owned by the session goroutine.
 	stmts     map[string]*stmt
-	batch     []byte  // held-back extended-protocol messages (auto endpoint)
-	items     []span  // message boundaries within batch
-	locked    *bconn  // route fixed until the next Sync (after Flush, or on writer/reader endpoints)
-	dirty     *bconn  // has unflushed output
+	batch     []byte // held-back extended-protocol messages (auto endpoint)
+	items     []span // message boundaries within batch
+	locked    *bconn // route fixed until the next Sync (after Flush, or on writer/reader endpoints)
+	dirty     *bconn // has unflushed output
 	batchOps  []router.SessionOp
 	batchExec bool // the batch executes something (Query, Execute, FunctionCall)
 	batchCopy bool // the batch may start COPY FROM STDIN (no query may be injected after it)
