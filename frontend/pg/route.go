@@ -54,15 +54,13 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 			s.mu.Unlock()
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout)
 		var bc *bconn
 		var err error
 		if t == router.TargetWriter {
-			bc, err = s.writerConn(ctx)
+			bc, err = s.writerConn(noDeadline)
 		} else {
-			bc, err = s.readerConn(ctx)
+			bc, err = s.readerConn(noDeadline)
 		}
-		cancel()
 		if err != nil {
 			return nil, err
 		}
@@ -78,15 +76,32 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 	}
 }
 
+// noDeadline asks withDeadline for a fresh context bounded by the connect
+// timeout.
+var noDeadline = context.Background()
+
+// withDeadline returns ctx, or a fresh context bounded by the connect
+// timeout when ctx is noDeadline (contexts are made only when something may block,
+// to keep the per-statement path free of allocations).
+func (s *session) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx != noDeadline {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.Background(), s.srv.opts.ConnectTimeout)
+}
+
 // writerConn returns the session's connection to the current writer,
 // dialing it if needed; with no writer known it waits up to the connect
-// timeout for one.
+// timeout for one. ctx noDeadline means "the connect timeout from now".
 func (s *session) writerConn(ctx context.Context) (*bconn, error) {
 	cl := s.srv.opts.Cluster
 	idx, b, ok := cl.Writer()
 	if !ok {
 		var err error
-		if idx, b, err = cl.WaitWriter(ctx); err != nil {
+		wctx, cancel := s.withDeadline(ctx)
+		idx, b, err = cl.WaitWriter(wctx)
+		cancel()
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -107,7 +122,9 @@ func (s *session) readerConn(ctx context.Context) (*bconn, error) {
 		stale := s.lsnStale
 		s.mu.Unlock()
 		if stale {
-			s.fetchWriterLSN(ctx)
+			fctx, cancel := s.withDeadline(ctx)
+			s.fetchWriterLSN(fctx)
+			cancel()
 		}
 		s.mu.Lock()
 		minPos = s.lastWriteLSN
@@ -154,8 +171,11 @@ func (s *session) connTo(ctx context.Context, idx int, b topology.Backend, t rou
 	bc := s.conns[idx]
 	s.mu.Unlock()
 	if bc == nil || bc.addr != b.Addr {
+		dctx, cancel := s.withDeadline(ctx)
 		var err error
-		if bc, err = s.dial(ctx, idx, b.Addr); err != nil {
+		bc, err = s.dial(dctx, idx, b.Addr)
+		cancel()
+		if err != nil {
 			return nil, err
 		}
 	}

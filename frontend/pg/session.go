@@ -13,7 +13,6 @@ import (
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/internal/pgwire"
 	"github.com/sluicedb/sluice/router"
-	"github.com/sluicedb/sluice/topology"
 )
 
 // maxBatch is how many bytes of extended-protocol messages are held back
@@ -583,6 +582,3 @@ func (s *session) close() {
 		s.srv.opts.Cancels.unregister(s.pid)
 	})
 }
-
-// backendIndex returns the snapshot index of addr, or -1.
-func backendIndex(snap *topology.Snapshot, addr string) int { return snap.Find(addr) }

@@ -11,7 +11,7 @@ import (
 // Startup-phase request codes (the 4 bytes after the length of an untyped
 // startup packet).
 const (
-	ProtocolVersion30 uint32 = 3<<16 | 0
+	ProtocolVersion30 uint32 = 3 << 16
 	SSLRequestCode    uint32 = 80877103
 	GSSENCRequestCode uint32 = 80877104
 	CancelRequestCode uint32 = 80877102
