@@ -44,3 +44,19 @@ func BenchmarkSessionOpsMySQL(b *testing.B) {
 		c.SessionOps("SET SESSION sql_mode = 'ANSI', time_zone = '+00:00'")
 	}
 }
+
+// BenchmarkLexPostgres measures the lexer alone, for comparison.
+func BenchmarkLexPostgres(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPG)))
+	for b.Loop() {
+		l := lexer{src: benchPG}
+		var t token
+		for {
+			l.nextPG(&t)
+			if t.kind == tEOF {
+				break
+			}
+		}
+	}
+}

@@ -77,8 +77,10 @@ const (
 	// SELECT … INTO @v).
 	PinUserVariable PinReason = "user_variable"
 	// PinLastInsertID: a value that only the previous statement's connection
-	// knows: MySQL LAST_INSERT_ID(), FOUND_ROWS(), ROW_COUNT(), MariaDB
-	// LASTVAL() / PREVIOUS VALUE FOR, PostgreSQL currval() / lastval().
+	// knows: MySQL LAST_INSERT_ID(), FOUND_ROWS(), ROW_COUNT(), @@identity,
+	// @@last_insert_id, SELECT SQL_CALC_FOUND_ROWS (for the FOUND_ROWS() that
+	// follows), MariaDB LASTVAL() / PREVIOUS VALUE FOR, PostgreSQL currval() /
+	// lastval().
 	PinLastInsertID PinReason = "last_insert_id"
 )
 

@@ -20,7 +20,8 @@ type Classifier struct {
 	extra   map[string]struct{} // lower-cased Options.WriterFunctions
 }
 
-// NewClassifier returns a Classifier configured by o.
+// NewClassifier returns a Classifier configured by o. A Dialect other than
+// MySQL is classified as PostgreSQL.
 func NewClassifier(o Options) *Classifier {
 	c := &Classifier{dialect: o.Dialect}
 	for _, f := range o.WriterFunctions {
@@ -35,11 +36,7 @@ func NewClassifier(o Options) *Classifier {
 		if c.extra == nil {
 			c.extra = make(map[string]struct{})
 		}
-		b := []byte(f)
-		for i := range b {
-			b[i] = lower(b[i])
-		}
-		c.extra[string(b)] = struct{}{}
+		c.extra[asciiLower(f)] = struct{}{}
 	}
 	return c
 }
@@ -98,17 +95,26 @@ type scan struct {
 	eof   bool // the input is exhausted
 
 	// per statement
-	done        bool  // the statement ended (';' or end of input)
-	prev, prev2 token // the two tokens before the current one
-	depth       int   // parenthesis depth
-	stmtStart   int   // offset of the statement's first token
-	lastEnd     int   // end offset of the statement's last token so far
-	readLike    bool  // SELECT / VALUES / TABLE / WITH: INTO TEMP, INTO @v pin
-	create      bool  // CREATE: pg_temp., compound bodies
-	routine     bool  // MySQL CREATE PROCEDURE/FUNCTION/TRIGGER/EVENT
-	noFuncPin   bool  // DDL: function names are not calls that pin
-	inert       bool  // PostgreSQL EXPLAIN without ANALYZE: nothing runs
-	swallow     bool  // a compound body: ';' no longer ends the statement
+	done bool  // the statement ended (';' or end of input)
+	tok  token // the current token
+	// The token before the current one, and the keyword of the one before
+	// that. They are kept as scalars: copying whole tokens right after the
+	// lexer wrote them field by field stalled on store forwarding.
+	prevKind  tokKind
+	prevKW    kw
+	prevStart int
+	prevEnd   int
+	prev2KW   kw
+	depth     int  // parenthesis depth
+	stmtStart int  // offset of the statement's first token
+	lastEnd   int  // end offset of the statement's last token so far
+	readLike  bool // SELECT / VALUES / TABLE / WITH: INTO TEMP, INTO @v pin
+	create    bool // CREATE: pg_temp., compound bodies
+	routine   bool // MySQL CREATE PROCEDURE/FUNCTION/TRIGGER/EVENT
+	noFuncPin bool // DDL: function names are not calls that pin
+	inert     bool // PostgreSQL EXPLAIN without ANALYZE: nothing runs
+	swallow   bool // a compound body: ';' no longer ends the statement
+	insert    bool // INSERT/MERGE seen: INTO names a table, not a new one
 
 	// SessionOps only
 	ops     *[]SessionOp
@@ -119,41 +125,60 @@ type scan struct {
 // begin resets the per-statement state.
 func (s *scan) begin() {
 	s.done = false
-	s.prev, s.prev2 = token{}, token{}
+	s.prevKind, s.prevKW, s.prev2KW = tEOF, kwNone, kwNone
 	s.depth = 0
 	s.stmtStart, s.lastEnd = -1, -1
-	s.readLike, s.create, s.routine, s.noFuncPin, s.inert, s.swallow = false, false, false, false, false, false
+	s.readLike, s.create, s.routine, s.noFuncPin, s.inert, s.swallow, s.insert = false, false, false, false, false, false, false
 	s.assigns = 0
 }
 
 // next returns the next token of the current statement, or a tEOF token once
 // the statement has ended.
 func (s *scan) next() token {
+	s.advance()
+	return token{kind: s.tok.kind, start: s.tok.start, end: s.tok.end, c: s.tok.c, kw: s.tok.kw}
+}
+
+// advance reads the next token of the current statement into s.tok (a tEOF
+// token once the statement has ended) and observes it.
+//
+// The token is filled in place and copied only field by field: a whole-struct
+// copy right after the lexer's field-by-field writes stalls on store
+// forwarding, which once cost more than the lexing itself.
+func (s *scan) advance() {
+	t := &s.tok
 	if s.done {
-		return token{kind: tEOF, start: s.lx.pos, end: s.lx.pos}
+		t.kind, t.start, t.end, t.c, t.kw = tEOF, s.lx.pos, s.lx.pos, 0, kwNone
+		return
 	}
-	t := s.lx.next()
+	if s.mysql {
+		s.lx.nextMySQL(t)
+	} else {
+		s.lx.nextPG(t)
+	}
 	if t.kind == tEOF {
 		s.done, s.eof = true, true
-		return t
+		return
 	}
 	if t.kind == tPunct && t.c == ';' && !s.swallow {
 		s.done = true
-		return token{kind: tEOF, start: t.start, end: t.start}
+		t.kind, t.end, t.c = tEOF, t.start, 0
+		return
 	}
 	if s.stmtStart < 0 {
 		s.stmtStart = t.start
 	}
 	s.lastEnd = t.end
-	s.observe(t)
-	s.prev2, s.prev = s.prev, t
-	return t
+	if t.kw != kwNone || (t.kind == tPunct && (t.c == '(' || t.c == ')' || t.c == '.')) || t.kind == tOp || t.kind == tVar {
+		s.observe()
+	}
+	s.prev2KW, s.prevKind, s.prevKW, s.prevStart, s.prevEnd = s.prevKW, t.kind, t.kw, t.start, t.end
 }
 
 // drain consumes the rest of the statement.
 func (s *scan) drain() {
 	for !s.done {
-		s.next()
+		s.advance()
 	}
 }
 
@@ -178,9 +203,9 @@ func (s *scan) tx(e TxEffect) {
 }
 
 // beginModes handles the transaction modes of BEGIN / START TRANSACTION (both
-// dialects); t is the token after BEGIN or START TRANSACTION. READ ONLY without READ WRITE
-// and without ISOLATION LEVEL SERIALIZABLE (which hot standbys refuse) is a
-// read-only transaction that may run on a reader.
+// dialects); t is the token after BEGIN or START TRANSACTION. READ ONLY
+// without READ WRITE and without ISOLATION LEVEL SERIALIZABLE (which hot
+// standbys refuse) is a read-only transaction that may run on a reader.
 func (s *scan) beginModes(t token) {
 	if t.kw == kwWork || t.kw == kwTransaction {
 		t = s.next()
@@ -208,35 +233,43 @@ func (s *scan) beginModes(t token) {
 
 func isPunct(t token, c byte) bool { return t.kind == tPunct && t.c == c }
 
-// observe applies the rules that hold anywhere in a statement to t.
-func (s *scan) observe(t token) {
+// observe applies the rules that hold anywhere in a statement to the
+// current token.
+func (s *scan) observe() {
+	t := &s.tok
 	switch t.kind {
 	case tPunct:
 		switch t.c {
 		case '(':
 			s.depth++
-			if !s.inert && (s.prev.kind == tWord || s.prev.kind == tQIdent) {
-				s.call(s.prev)
+			if !s.inert && (s.prevKind == tWord || s.prevKind == tQIdent) {
+				s.call(s.prevKind, s.lx.src[s.prevStart:s.prevEnd])
 			}
 		case ')':
 			s.depth--
 		case '.':
 			// CREATE TABLE pg_temp.t, SELECT … INTO pg_temp.t
-			if !s.mysql && s.prev.kw == kwPgTemp && (s.create || (s.readLike && s.prev2.kw == kwInto)) {
+			if !s.mysql && s.prevKW == kwPgTemp && (s.create || (s.readLike && !s.insert && s.prev2KW == kwInto)) {
 				s.pin(PinTempTable)
 			}
 		}
 		return
 	case tOp:
 		// MySQL @v := …
-		if s.mysql && !s.inert && s.prev.kind == tVar && !isSysVar(s.text(s.prev)) {
+		if s.mysql && !s.inert && s.prevKind == tVar && !isSysVar(s.lx.src[s.prevStart:s.prevEnd]) {
 			s.pin(PinUserVariable)
 		}
 		return
 	case tVar:
-		// SELECT … INTO @v
-		if s.readLike && s.prev.kw == kwInto && !isSysVar(s.text(t)) {
-			s.pin(PinUserVariable)
+		v := s.text(*t)
+		switch {
+		case !isSysVar(v):
+			// SELECT … INTO @v
+			if s.readLike && s.prevKW == kwInto {
+				s.pin(PinUserVariable)
+			}
+		case !s.inert:
+			s.sysVar(v)
 		}
 		return
 	case tWord:
@@ -245,6 +278,9 @@ func (s *scan) observe(t token) {
 	}
 	if s.inert || t.kw == kwNone {
 		return
+	}
+	if s.prevKind == tPunct && s.lx.src[s.prevStart] == '.' {
+		return // a qualified name (t.update): an identifier, not a keyword
 	}
 	switch t.kw {
 	case kwUpdate, kwDelete:
@@ -255,13 +291,14 @@ func (s *scan) observe(t token) {
 		// words only occur in writes
 		if !s.mysql {
 			s.write()
+			s.insert = true
 		}
 	case kwInto:
 		// SELECT … INTO new_table / OUTFILE / @var
 		s.write()
 	case kwShare, kwKey:
 		// FOR SHARE, FOR KEY SHARE
-		if s.prev.kw == kwFor {
+		if s.prevKW == kwFor {
 			s.write()
 		}
 	case kwLock:
@@ -271,14 +308,14 @@ func (s *scan) observe(t token) {
 		}
 	case kwTemp, kwTemporary:
 		// SELECT … INTO [LOCAL|GLOBAL] TEMP t
-		if s.readLike && (s.prev.kw == kwInto ||
-			((s.prev.kw == kwLocal || s.prev.kw == kwGlobal) && s.prev2.kw == kwInto)) {
+		if s.readLike && !s.insert && (s.prevKW == kwInto ||
+			((s.prevKW == kwLocal || s.prevKW == kwGlobal) && s.prev2KW == kwInto)) {
 			s.pin(PinTempTable)
 		}
 	case kwFor:
 		// MariaDB NEXT VALUE FOR seq, PREVIOUS VALUE FOR seq
-		if s.mysql && s.prev.kw == kwValue {
-			switch s.prev2.kw {
+		if s.mysql && s.prevKW == kwValue {
+			switch s.prev2KW {
 			case kwNext:
 				s.write()
 			case kwPrevious:
@@ -287,8 +324,13 @@ func (s *scan) observe(t token) {
 		}
 	case kwAtomic:
 		// CREATE FUNCTION … BEGIN ATOMIC …; …; END
-		if !s.mysql && s.create && s.prev.kw == kwBegin {
+		if !s.mysql && s.create && s.prevKW == kwBegin {
 			s.swallow = true
+		}
+	case kwSqlCalcFoundRows:
+		// FOUND_ROWS() must later run on the same connection
+		if s.mysql {
+			s.pin(PinLastInsertID)
 		}
 	case kwProcedure, kwFunction, kwTrigger, kwEvent:
 		if s.create {
@@ -302,10 +344,10 @@ func (s *scan) observe(t token) {
 	}
 }
 
-// call handles a function call: name is the token before '('.
-func (s *scan) call(name token) {
-	n := s.text(name)
-	if name.kind == tQIdent {
+// call handles a function call: n is the text of the word or quoted
+// identifier (of kind k) before '('.
+func (s *scan) call(k tokKind, n string) {
+	if k == tQIdent {
 		if len(n) < 3 {
 			return
 		}
@@ -327,6 +369,23 @@ func (s *scan) call(name token) {
 	s.write()
 	if p != "" && !s.noFuncPin {
 		s.pin(p)
+	}
+}
+
+// sysVar handles a MySQL system variable read: the ones that describe the
+// connection's previous statement must be read where it ran.
+func (s *scan) sysVar(v string) {
+	v = v[2:]
+	if hasPrefixFold(v, "session.") {
+		v = v[len("session."):]
+	} else if hasPrefixFold(v, "local.") {
+		v = v[len("local."):]
+	}
+	switch {
+	case eqFold(v, "identity"), eqFold(v, "last_insert_id"):
+		s.pin(PinLastInsertID)
+	case eqFold(v, "warning_count"), eqFold(v, "error_count"):
+		s.write()
 	}
 }
 

@@ -44,6 +44,10 @@ var mysqlCases = []tc{
 	{sql: "# only a comment", stmts: none},
 	{sql: "/*!40101 */", stmts: none},
 
+	{sql: "USE", write: true},
+	{sql: "EXPLAIN 'x'", write: true},
+	{sql: "EXPLAIN", stmts: 1},
+
 	// tricky lexing
 	{sql: "SELECT 'DELETE FROM t'"},
 	{sql: `SELECT "x; DELETE FROM t"`},
@@ -151,6 +155,10 @@ var mysqlCases = []tc{
 	{sql: "SELECT SETVAL(s, 10)", write: true},
 	{sql: "SELECT LASTVAL(s)", write: true, pin: PinLastInsertID},
 	{sql: "SELECT PREVIOUS VALUE FOR s", write: true, pin: PinLastInsertID},
+	{sql: "SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 10", write: true, pin: PinLastInsertID},
+	{sql: "SELECT @@IDENTITY", write: true, pin: PinLastInsertID},
+	{sql: "SELECT @@session.last_insert_id", write: true, pin: PinLastInsertID},
+	{sql: "SELECT @@warning_count, @@error_count", write: true},
 
 	// pins
 	{sql: "LOCK TABLES t READ", write: true, pin: PinLockTables},

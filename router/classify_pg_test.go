@@ -20,6 +20,8 @@ var pgCases = []tc{
 	{sql: "SELECT substring('abc' FROM 1 FOR 2)"},
 	{sql: "SELECT * FROM t FOR READ ONLY"},
 	{sql: "SELECT nextval FROM t"},
+	{sql: "SELECT t.delete, t.update, s.insert FROM t, s"},
+	{sql: "SELECT update FROM t", write: true},
 	{sql: "SELECT a$b, x::text, $1::int FROM t"},
 	{sql: "SELECT 1.5e10, .5, 1_000"},
 	{sql: "SELECT pg_sleep(1), pg_is_in_recovery()"},
@@ -41,6 +43,14 @@ var pgCases = []tc{
 	{sql: "SELECT 1 /* ; DELETE FROM t */"},
 	{sql: "SELECT /* outer /* inner */ ; DELETE FROM t */ 1"},
 	{sql: "SELECT 1 -- x\r; SELECT 2", stmts: 2},
+
+	{sql: "SELECT $a b$ FROM t"},
+	{sql: "SELECT $"},
+	{sql: "SELECT $é$; DELETE FROM t $é$"},
+	{sql: "COPY t", write: true},
+	{sql: "SET", write: true},
+	{sql: "RESET 'x'", write: true},
+	{sql: "SELECT \"\"()"},
 
 	// empty strings
 	{sql: "", stmts: none},
@@ -130,6 +140,8 @@ var pgCases = []tc{
 	{sql: "SELECT * INTO LOCAL TEMP tt FROM t", write: true, pin: PinTempTable},
 	{sql: "SELECT * INTO pg_temp.tt FROM t", write: true, pin: PinTempTable},
 	{sql: "INSERT INTO temp VALUES (1)", write: true},
+	{sql: "WITH x AS (SELECT 1) INSERT INTO temp SELECT * FROM x", write: true},
+	{sql: "WITH x AS (SELECT 1) MERGE INTO pg_temp.t USING x ON true WHEN MATCHED THEN DELETE", write: true},
 
 	// writing CTEs
 	{sql: "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", write: true},

@@ -118,247 +118,198 @@ const (
 	kwRename
 	kwTables
 	kwVerbose
+	kwSqlCalcFoundRows
+	numKW // number of keyword ids
 )
 
+// kwSpelling spells every keyword in lower case.
+var kwSpelling = [numKW]string{
+	kwSelect:           "select",
+	kwValues:           "values",
+	kwTable:            "table",
+	kwWith:             "with",
+	kwShow:             "show",
+	kwExplain:          "explain",
+	kwDescribe:         "describe",
+	kwDesc:             "desc",
+	kwCopy:             "copy",
+	kwTo:               "to",
+	kwFrom:             "from",
+	kwBegin:            "begin",
+	kwStart:            "start",
+	kwTransaction:      "transaction",
+	kwWork:             "work",
+	kwCommit:           "commit",
+	kwEnd:              "end",
+	kwRollback:         "rollback",
+	kwAbort:            "abort",
+	kwPrepared:         "prepared",
+	kwPrepare:          "prepare",
+	kwDeclare:          "declare",
+	kwHold:             "hold",
+	kwFor:              "for",
+	kwSet:              "set",
+	kwReset:            "reset",
+	kwDiscard:          "discard",
+	kwAll:              "all",
+	kwLocal:            "local",
+	kwSession:          "session",
+	kwGlobal:           "global",
+	kwPersist:          "persist",
+	kwPersistOnly:      "persist_only",
+	kwTime:             "time",
+	kwZone:             "zone",
+	kwSchema:           "schema",
+	kwNames:            "names",
+	kwRole:             "role",
+	kwAuthorization:    "authorization",
+	kwCharacteristics:  "characteristics",
+	kwXml:              "xml",
+	kwOption:           "option",
+	kwCatalog:          "catalog",
+	kwConstraints:      "constraints",
+	kwRead:             "read",
+	kwOnly:             "only",
+	kwWrite:            "write",
+	kwSerializable:     "serializable",
+	kwListen:           "listen",
+	kwCreate:           "create",
+	kwOr:               "or",
+	kwReplace:          "replace",
+	kwTemp:             "temp",
+	kwTemporary:        "temporary",
+	kwInto:             "into",
+	kwInsert:           "insert",
+	kwUpdate:           "update",
+	kwDelete:           "delete",
+	kwMerge:            "merge",
+	kwShare:            "share",
+	kwKey:              "key",
+	kwNext:             "next",
+	kwPrevious:         "previous",
+	kwValue:            "value",
+	kwAtomic:           "atomic",
+	kwLock:             "lock",
+	kwUse:              "use",
+	kwFlush:            "flush",
+	kwExport:           "export",
+	kwXa:               "xa",
+	kwAnalyze:          "analyze",
+	kwAnalyse:          "analyse",
+	kwExtended:         "extended",
+	kwPartitions:       "partitions",
+	kwFormat:           "format",
+	kwCharacter:        "character",
+	kwCharset:          "charset",
+	kwPassword:         "password",
+	kwDefault:          "default",
+	kwStatement:        "statement",
+	kwResource:         "resource",
+	kwNot:              "not",
+	kwIf:               "if",
+	kwWhile:            "while",
+	kwLoop:             "loop",
+	kwRepeat:           "repeat",
+	kwCase:             "case",
+	kwProcedure:        "procedure",
+	kwFunction:         "function",
+	kwTrigger:          "trigger",
+	kwEvent:            "event",
+	kwWarnings:         "warnings",
+	kwErrors:           "errors",
+	kwCount:            "count",
+	kwProfile:          "profile",
+	kwProfiles:         "profiles",
+	kwMaster:           "master",
+	kwBinary:           "binary",
+	kwBinlog:           "binlog",
+	kwReplica:          "replica",
+	kwReplicas:         "replicas",
+	kwSlave:            "slave",
+	kwConnection:       "connection",
+	kwPgTemp:           "pg_temp",
+	kwAlter:            "alter",
+	kwDrop:             "drop",
+	kwComment:          "comment",
+	kwGrant:            "grant",
+	kwRevoke:           "revoke",
+	kwSecurity:         "security",
+	kwRename:           "rename",
+	kwTables:           "tables",
+	kwVerbose:          "verbose",
+	kwSqlCalcFoundRows: "sql_calc_found_rows",
+}
+
 // maxKW is the length of the longest keyword.
-const maxKW = 15
+const maxKW = 19
+
+// Keywords are found with a perfect hash of (first two bytes, last two
+// bytes, length): one multiplication, one table load and one comparison.
+// kwMul is a multiplier known to be collision-free for the keyword list;
+// init searches for another one if the list changes and it no longer is.
+const kwMul uint64 = 0xf1d2d71ba6883e9
+
+var (
+	kwHashMul        = kwMul
+	kwHashShift uint = 64 - 9
+	kwHashTable []kw
+)
+
+// kwHash hashes a word of at least two bytes, ASCII case-insensitively
+// (c|0x20 lower-cases letters; other bytes only need to hash consistently).
+func kwHash(w string, mul uint64, shift uint) uint64 {
+	n := len(w)
+	mix := uint64(w[0]|0x20) | uint64(w[1]|0x20)<<8 | uint64(w[n-2]|0x20)<<16 |
+		uint64(w[n-1]|0x20)<<24 | uint64(n)<<32
+	return (mix * mul) >> shift
+}
+
+func init() {
+	kwHashMul, kwHashShift, kwHashTable = kwSearch(kwMul)
+}
+
+// kwSearch finds a collision-free multiplier, starting with mul.
+func kwSearch(mul uint64) (uint64, uint, []kw) {
+	for bits := uint(9); ; bits++ {
+		for try := 0; try < 100000; try++ {
+			if t := kwBuild(mul, 64-bits); t != nil {
+				return mul, 64 - bits, t
+			}
+			// splitmix64 step: the next candidate multiplier
+			mul += 0x9e3779b97f4a7c15
+			z := mul
+			z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+			z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+			mul = (z ^ (z >> 31)) | 1
+		}
+	}
+}
+
+// kwBuild returns the hash table for a multiplier, or nil on a collision.
+func kwBuild(mul uint64, shift uint) []kw {
+	t := make([]kw, 1<<(64-shift))
+	for k := kwNone + 1; k < numKW; k++ {
+		h := kwHash(kwSpelling[k], mul, shift)
+		if t[h] != kwNone {
+			return nil
+		}
+		t[h] = k
+	}
+	return t
+}
 
 // lookupKW returns the keyword that w spells (ASCII case-insensitively).
+// It is on the hot path: the hash is kwHash, written out.
 func lookupKW(w string) kw {
-	if len(w) < 2 || len(w) > maxKW {
+	n := len(w)
+	if n < 2 || n > maxKW {
 		return kwNone
 	}
-	var buf [maxKW]byte
-	for i := 0; i < len(w); i++ {
-		buf[i] = lower(w[i])
-	}
-	switch string(buf[:len(w)]) {
-	case "select":
-		return kwSelect
-	case "values":
-		return kwValues
-	case "table":
-		return kwTable
-	case "with":
-		return kwWith
-	case "show":
-		return kwShow
-	case "explain":
-		return kwExplain
-	case "describe":
-		return kwDescribe
-	case "desc":
-		return kwDesc
-	case "copy":
-		return kwCopy
-	case "to":
-		return kwTo
-	case "from":
-		return kwFrom
-	case "begin":
-		return kwBegin
-	case "start":
-		return kwStart
-	case "transaction":
-		return kwTransaction
-	case "work":
-		return kwWork
-	case "commit":
-		return kwCommit
-	case "end":
-		return kwEnd
-	case "rollback":
-		return kwRollback
-	case "abort":
-		return kwAbort
-	case "prepared":
-		return kwPrepared
-	case "prepare":
-		return kwPrepare
-	case "declare":
-		return kwDeclare
-	case "hold":
-		return kwHold
-	case "for":
-		return kwFor
-	case "set":
-		return kwSet
-	case "reset":
-		return kwReset
-	case "discard":
-		return kwDiscard
-	case "all":
-		return kwAll
-	case "local":
-		return kwLocal
-	case "session":
-		return kwSession
-	case "global":
-		return kwGlobal
-	case "persist":
-		return kwPersist
-	case "persist_only":
-		return kwPersistOnly
-	case "time":
-		return kwTime
-	case "zone":
-		return kwZone
-	case "schema":
-		return kwSchema
-	case "names":
-		return kwNames
-	case "role":
-		return kwRole
-	case "authorization":
-		return kwAuthorization
-	case "characteristics":
-		return kwCharacteristics
-	case "xml":
-		return kwXml
-	case "option":
-		return kwOption
-	case "catalog":
-		return kwCatalog
-	case "constraints":
-		return kwConstraints
-	case "read":
-		return kwRead
-	case "only":
-		return kwOnly
-	case "write":
-		return kwWrite
-	case "serializable":
-		return kwSerializable
-	case "listen":
-		return kwListen
-	case "create":
-		return kwCreate
-	case "or":
-		return kwOr
-	case "replace":
-		return kwReplace
-	case "temp":
-		return kwTemp
-	case "temporary":
-		return kwTemporary
-	case "into":
-		return kwInto
-	case "insert":
-		return kwInsert
-	case "update":
-		return kwUpdate
-	case "delete":
-		return kwDelete
-	case "merge":
-		return kwMerge
-	case "share":
-		return kwShare
-	case "key":
-		return kwKey
-	case "next":
-		return kwNext
-	case "previous":
-		return kwPrevious
-	case "value":
-		return kwValue
-	case "atomic":
-		return kwAtomic
-	case "lock":
-		return kwLock
-	case "use":
-		return kwUse
-	case "flush":
-		return kwFlush
-	case "export":
-		return kwExport
-	case "xa":
-		return kwXa
-	case "analyze":
-		return kwAnalyze
-	case "analyse":
-		return kwAnalyse
-	case "extended":
-		return kwExtended
-	case "partitions":
-		return kwPartitions
-	case "format":
-		return kwFormat
-	case "character":
-		return kwCharacter
-	case "charset":
-		return kwCharset
-	case "password":
-		return kwPassword
-	case "default":
-		return kwDefault
-	case "statement":
-		return kwStatement
-	case "resource":
-		return kwResource
-	case "not":
-		return kwNot
-	case "if":
-		return kwIf
-	case "while":
-		return kwWhile
-	case "loop":
-		return kwLoop
-	case "repeat":
-		return kwRepeat
-	case "case":
-		return kwCase
-	case "procedure":
-		return kwProcedure
-	case "function":
-		return kwFunction
-	case "trigger":
-		return kwTrigger
-	case "event":
-		return kwEvent
-	case "warnings":
-		return kwWarnings
-	case "errors":
-		return kwErrors
-	case "count":
-		return kwCount
-	case "profile":
-		return kwProfile
-	case "profiles":
-		return kwProfiles
-	case "master":
-		return kwMaster
-	case "binary":
-		return kwBinary
-	case "binlog":
-		return kwBinlog
-	case "replica":
-		return kwReplica
-	case "replicas":
-		return kwReplicas
-	case "slave":
-		return kwSlave
-	case "connection":
-		return kwConnection
-	case "pg_temp":
-		return kwPgTemp
-	case "alter":
-		return kwAlter
-	case "drop":
-		return kwDrop
-	case "comment":
-		return kwComment
-	case "grant":
-		return kwGrant
-	case "revoke":
-		return kwRevoke
-	case "security":
-		return kwSecurity
-	case "rename":
-		return kwRename
-	case "tables":
-		return kwTables
-	case "verbose":
-		return kwVerbose
+	mix := uint64(w[0]|0x20) | uint64(w[1]|0x20)<<8 | uint64(w[n-2]|0x20)<<16 |
+		uint64(w[n-1]|0x20)<<24 | uint64(n)<<32
+	k := kwHashTable[(mix*kwHashMul)>>kwHashShift]
+	if k != kwNone && eqFold(w, kwSpelling[k]) {
+		return k
 	}
 	return kwNone
 }

@@ -1,6 +1,6 @@
 package router
 
-// nextMySQL returns the next MySQL / MariaDB token. It knows:
+// nextMySQL fills t with the next MySQL / MariaDB token. It knows:
 //   - # and "-- " line comments (-- must be followed by whitespace, a control
 //     character or the end of the input) and /* */ block comments (not nested);
 //   - executable comments /*! … */, /*!50700 … */ and MariaDB's /*M! … */,
@@ -11,13 +11,30 @@ package router
 //
 // The lexer assumes the default sql_mode: no NO_BACKSLASH_ESCAPES (a mismatch
 // can only make a write reach a replica, which refuses it loudly).
-func (l *lexer) nextMySQL() token {
+func (l *lexer) nextMySQL(t *token) {
 	src := l.src
-	for l.pos < len(src) {
-		c := src[l.pos]
-		if isSpace(c) {
-			l.pos++
-			continue
+	for {
+		i := l.pos
+		for i < len(src) && charClass[src[i]]&cSpace != 0 {
+			i++
+		}
+		l.pos = i
+		if i >= len(src) {
+			break
+		}
+		c := src[i]
+		cls := charClass[c]
+		if cls&cIdentCont != 0 && cls&cDigit == 0 {
+			// letters, '_', '$' and multi-byte characters
+			// a word, inlined: the most frequent token
+			j := i + 1
+			for j < len(src) && charClass[src[j]]&cIdentCont != 0 {
+				j++
+			}
+			l.pos = j
+			t.kind, t.start, t.end, t.c = tWord, i, j, 0
+			t.kw = lookupKW(src[i:j])
+			return
 		}
 		var n byte
 		if l.pos+1 < len(src) {
@@ -40,33 +57,38 @@ func (l *lexer) nextMySQL() token {
 		}
 		start := l.pos
 		switch {
-		case isIdentStart(c) || c == '$':
-			return l.word()
 		case isDigit(c) || (c == '.' && isDigit(n)):
-			return l.number()
+			l.number(t)
+			return
 		case c == '\'' || c == '"':
 			l.pos++
 			l.quoted(c, true)
-			return token{kind: tString, start: start, end: l.pos}
+			l.set(t, tString, start)
+			return
 		case c == '`':
 			l.pos++
 			l.quoted('`', false)
-			return token{kind: tQIdent, start: start, end: l.pos}
+			l.set(t, tQIdent, start)
+			return
 		case c == '@':
-			return l.mysqlVar()
+			l.mysqlVar(t)
+			return
 		case c == '?':
 			l.pos++
-			return token{kind: tParam, start: start, end: l.pos}
+			l.set(t, tParam, start)
+			return
 		case c == ':' && n == '=':
 			l.pos += 2
-			return token{kind: tOp, start: start, end: l.pos}
+			l.set(t, tOp, start)
+			return
 		}
-		return l.punct()
+		l.punct(t)
+		return
 	}
 	if l.inExec {
 		l.open = true
 	}
-	return token{kind: tEOF, start: len(src), end: len(src)}
+	l.set(t, tEOF, len(src))
 }
 
 // mysqlBlockComment handles "/*" at l.pos: an executable comment is entered
@@ -100,7 +122,7 @@ func (l *lexer) mysqlBlockComment() {
 
 // mysqlVar scans @name, @'name', @"name", @`name`, @@name or @@scope.name
 // starting at l.pos. A lone '@' is punctuation.
-func (l *lexer) mysqlVar() token {
+func (l *lexer) mysqlVar(t *token) {
 	src, start := l.src, l.pos
 	i := l.pos + 1
 	if i < len(src) && src[i] == '@' {
@@ -108,15 +130,17 @@ func (l *lexer) mysqlVar() token {
 	} else if i < len(src) && (src[i] == '\'' || src[i] == '"' || src[i] == '`') {
 		l.pos = i + 1
 		l.quoted(src[i], src[i] != '`')
-		return token{kind: tVar, start: start, end: l.pos}
+		l.set(t, tVar, start)
+		return
 	}
 	j := i
 	for j < len(src) && (isIdentCont(src[j]) || src[j] == '.') {
 		j++
 	}
 	if j == i {
-		return l.punct()
+		l.punct(t)
+		return
 	}
 	l.pos = j
-	return token{kind: tVar, start: start, end: j}
+	l.set(t, tVar, start)
 }

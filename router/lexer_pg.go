@@ -2,22 +2,38 @@ package router
 
 import "strings"
 
-// nextPG returns the next PostgreSQL token. It knows:
+// nextPG fills t with the next PostgreSQL token. It knows:
 //   - -- line comments and nested /* */ block comments;
-//   - '…' strings with ” escapes, E'…' strings with backslash escapes;
+//   - '…' strings with doubled-quote escapes, E'…' strings with backslash escapes;
 //   - "quoted identifiers" with "" escapes;
 //   - $$…$$ and $tag$…$tag$ dollar quotes (the content is never looked at);
 //   - $1 parameters and identifiers containing '$'.
 //
 // B'…', X'…', N'…' and U&'…' lex as a word followed by a standard string,
 // which is what they are as far as quoting is concerned.
-func (l *lexer) nextPG() token {
+func (l *lexer) nextPG(t *token) {
 	src := l.src
-	for l.pos < len(src) {
-		c := src[l.pos]
-		if isSpace(c) {
-			l.pos++
-			continue
+	for {
+		i := l.pos
+		for i < len(src) && charClass[src[i]]&cSpace != 0 {
+			i++
+		}
+		l.pos = i
+		if i >= len(src) {
+			break
+		}
+		c := src[i]
+		cls := charClass[c]
+		if cls&cIdentStart != 0 && !((c == 'e' || c == 'E') && l.pos+1 < len(src) && src[l.pos+1] == '\'') {
+			// a word, inlined: the most frequent token
+			j := i + 1
+			for j < len(src) && charClass[src[j]]&cIdentCont != 0 {
+				j++
+			}
+			l.pos = j
+			t.kind, t.start, t.end, t.c = tWord, i, j, 0
+			t.kw = lookupKW(src[i:j])
+			return
 		}
 		var n byte
 		if l.pos+1 < len(src) {
@@ -36,19 +52,21 @@ func (l *lexer) nextPG() token {
 		case (c == 'e' || c == 'E') && n == '\'':
 			l.pos += 2
 			l.quoted('\'', true)
-			return token{kind: tString, start: start, end: l.pos}
-		case isIdentStart(c):
-			return l.word()
+			l.set(t, tString, start)
+			return
 		case isDigit(c) || (c == '.' && isDigit(n)):
-			return l.number()
+			l.number(t)
+			return
 		case c == '\'':
 			l.pos++
 			l.quoted('\'', false)
-			return token{kind: tString, start: start, end: l.pos}
+			l.set(t, tString, start)
+			return
 		case c == '"':
 			l.pos++
 			l.quoted('"', false)
-			return token{kind: tQIdent, start: start, end: l.pos}
+			l.set(t, tQIdent, start)
+			return
 		case c == '$':
 			if isDigit(n) {
 				i := l.pos + 1
@@ -56,7 +74,8 @@ func (l *lexer) nextPG() token {
 					i++
 				}
 				l.pos = i
-				return token{kind: tParam, start: start, end: i}
+				l.set(t, tParam, start)
+				return
 			}
 			if tag := dollarTag(src[l.pos:]); tag != "" {
 				body := l.pos + len(tag)
@@ -66,16 +85,20 @@ func (l *lexer) nextPG() token {
 					l.pos = len(src)
 					l.open = true
 				}
-				return token{kind: tString, start: start, end: l.pos}
+				l.set(t, tString, start)
+				return
 			}
-			return l.punct()
+			l.punct(t)
+			return
 		case c == ':' && n == '=':
 			l.pos += 2
-			return token{kind: tOp, start: start, end: l.pos}
+			l.set(t, tOp, start)
+			return
 		}
-		return l.punct()
+		l.punct(t)
+		return
 	}
-	return token{kind: tEOF, start: len(src), end: len(src)}
+	l.set(t, tEOF, len(src))
 }
 
 // dollarTag returns the opening delimiter ("$$" or "$tag$") that s starts

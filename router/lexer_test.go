@@ -84,3 +84,27 @@ func TestLookupKW(t *testing.T) {
 		}
 	}
 }
+
+func TestKeywordHash(t *testing.T) {
+	if kwHashMul != kwMul || kwHashShift != 64-9 {
+		t.Errorf("kwMul is no longer collision-free for the keyword list; use %#x (shift %d)", kwHashMul, kwHashShift)
+	}
+	for k := kwNone + 1; k < numKW; k++ {
+		w := kwSpelling[k]
+		if got := lookupKW(w); got != k {
+			t.Errorf("lookupKW(%q) = %d, want %d", w, got, k)
+		}
+		if got := lookupKW(strings.ToUpper(w)); got != k {
+			t.Errorf("lookupKW(%q) = %d, want %d", strings.ToUpper(w), got, k)
+		}
+		if got := lookupKW(w[:len(w)-1] + "q"); got != kwNone && kwSpelling[got] != w[:len(w)-1]+"q" {
+			t.Errorf("lookupKW(%q) = %d", w[:len(w)-1]+"q", got)
+		}
+	}
+	if kwBuild(1, 64-9) != nil {
+		t.Error("multiplier 1 should collide")
+	}
+	if mul, shift, table := kwSearch(1); mul == 1 || kwBuild(mul, shift) == nil || len(table) != 1<<(64-shift) {
+		t.Errorf("kwSearch(1) = %#x, %d", mul, shift)
+	}
+}

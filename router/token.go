@@ -23,21 +23,40 @@ type token struct {
 	kw         kw   // tWord: the keyword, kwNone for other words
 }
 
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+// Character classes, looked up in charClass.
+const (
+	cSpace      = 1 << iota // ' ' \t \n \r \f \v
+	cDigit                  // 0-9
+	cIdentStart             // letters, '_' and bytes of multi-byte UTF-8 sequences
+	cIdentCont              // cIdentStart, digits and '$'
+)
+
+var charClass [256]uint8
+
+func init() {
+	for c := 0; c < 256; c++ {
+		var k uint8
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			k = cSpace
+		case '0' <= c && c <= '9':
+			k = cDigit | cIdentCont
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '_', c >= 0x80:
+			k = cIdentStart | cIdentCont
+		case c == '$':
+			k = cIdentCont
+		}
+		charClass[c] = k
+	}
 }
 
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+func isDigit(c byte) bool { return charClass[c]&cDigit != 0 }
 
 func isLetter(c byte) bool { return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') }
 
-// isIdentStart reports whether c may start an unquoted identifier. Bytes of
-// multi-byte UTF-8 sequences count as letters, as both servers do.
-func isIdentStart(c byte) bool { return isLetter(c) || c == '_' || c >= 0x80 }
-
 // isIdentCont reports whether c may continue an unquoted identifier
 // ('$' is allowed by both dialects after the first character).
-func isIdentCont(c byte) bool { return isIdentStart(c) || isDigit(c) || c == '$' }
+func isIdentCont(c byte) bool { return charClass[c]&cIdentCont != 0 }
 
 func lower(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
@@ -108,10 +127,21 @@ type lexer struct {
 
 // next returns the next token, or a tEOF token at the end of the input.
 func (l *lexer) next() token {
+	var t token
 	if l.mysql {
-		return l.nextMySQL()
+		l.nextMySQL(&t)
+	} else {
+		l.nextPG(&t)
 	}
-	return l.nextPG()
+	return t
+}
+
+// set fills t with a token of kind k from start to the current position.
+// Tokens are filled in place rather than returned: returning the struct
+// from the lexer made the compiler build it on the stack and copy it, which
+// cost more than the lexing itself.
+func (l *lexer) set(t *token, k tokKind, start int) {
+	t.kind, t.start, t.end, t.c, t.kw = k, start, l.pos, 0, kwNone
 }
 
 // quoted scans the body of a quoted token whose opening quote q was just
@@ -141,7 +171,7 @@ func (l *lexer) quoted(q byte, backslash bool) {
 // number scans a numeric literal starting at l.pos: digits, '_' separators,
 // a decimal point and an exponent. Letters that follow are left for the next
 // token (conservative: MySQL would read "1abc" as one identifier).
-func (l *lexer) number() token {
+func (l *lexer) number(t *token) {
 	src, start := l.src, l.pos
 	i := l.pos
 	for i < len(src) && (isDigit(src[i]) || src[i] == '_' || src[i] == '.') {
@@ -160,18 +190,7 @@ func (l *lexer) number() token {
 		}
 	}
 	l.pos = i
-	return token{kind: tNumber, start: start, end: i}
-}
-
-// word scans an unquoted identifier starting at l.pos.
-func (l *lexer) word() token {
-	src, start := l.src, l.pos
-	i := l.pos + 1
-	for i < len(src) && isIdentCont(src[i]) {
-		i++
-	}
-	l.pos = i
-	return token{kind: tWord, start: start, end: i, kw: lookupKW(src[start:i])}
+	l.set(t, tNumber, start)
 }
 
 // lineComment skips a comment running from l.pos to the end of the line.
@@ -185,8 +204,8 @@ func (l *lexer) lineComment(from int, alsoCR bool) {
 	l.pos = i
 }
 
-func (l *lexer) punct() token {
-	t := token{kind: tPunct, start: l.pos, end: l.pos + 1, c: l.src[l.pos]}
+func (l *lexer) punct(t *token) {
 	l.pos++
-	return t
+	l.set(t, tPunct, l.pos-1)
+	t.c = l.src[l.pos-1]
 }

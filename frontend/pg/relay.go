@@ -2,13 +2,14 @@ package pg
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 
 	"github.com/sluicedb/sluice/internal/pgwire"
-	"github.com/sluicedb/sluice/router"
 	"github.com/sluicedb/sluice/topology"
 )
 
@@ -56,7 +57,14 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, terminate bool) {
 				}
 			}
 		case pgwire.MsgErrorResponse:
-			s.srv.log.Warn("statement injected by the proxy failed", "backend", bc.addr,
+			if isFatal(m.Body()) {
+				bc.fatal = string(pgwire.ErrorField(m.Body(), 'M'))
+			}
+			level := slog.LevelWarn
+			if front.capture {
+				level = slog.LevelDebug // e.g. inside the client's failed transaction: harmless
+			}
+			s.srv.log.Log(context.Background(), level, "statement injected by the proxy failed", "backend", bc.addr,
 				"sqlstate", string(pgwire.ErrorField(m.Body(), 'C')), "message", string(pgwire.ErrorField(m.Body(), 'M')))
 		case pgwire.MsgReadyForQuery:
 			e := bc.pop()
@@ -77,10 +85,21 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, terminate bool) {
 		e := bc.pop()
 		return e.swallow, false
 	case pgwire.MsgErrorResponse:
+		if isFatal(m.Body()) {
+			// The backend is about to close the connection (terminated by an
+			// administrator, shut down, …). The client's session survives
+			// it: backendLost answers whatever was waiting.
+			bc.fatal = string(pgwire.ErrorField(m.Body(), 'M'))
+			return true, false
+		}
 		bc.batchErr = true
-		// The backend skips the rest of an extended batch up to its Sync.
+		// The backend skips the rest of an extended batch up to its Sync:
+		// Parses that failed or were skipped did not create their statement.
 		for f := bc.front(); f != nil && f.kind != 'Z'; f = bc.front() {
-			bc.pop()
+			e := bc.pop()
+			if e.kind == '1' {
+				s.fixups = append(s.fixups, fixup{bc: bc, name: e.name, prev: e.prev, client: e.client})
+			}
 		}
 	case pgwire.MsgCommandComplete:
 		tag := pgwire.CommandTag(m.Body())
@@ -135,6 +154,15 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, terminate bool) {
 	return false, terminate
 }
 
+// isFatal reports whether an ErrorResponse body has severity FATAL or PANIC.
+func isFatal(body []byte) bool {
+	sev := pgwire.ErrorField(body, 'V')
+	if sev == nil {
+		sev = pgwire.ErrorField(body, 'S')
+	}
+	return bytes.Equal(sev, []byte("FATAL")) || bytes.Equal(sev, []byte("PANIC"))
+}
+
 // backendLost cleans up after a backend connection failed or was closed, and
 // answers whatever the client was still waiting for from it.
 func (s *session) backendLost(bc *bconn, err error) {
@@ -152,7 +180,7 @@ func (s *session) backendLost(bc *bconn, err error) {
 		s.txStatus = 'I'
 	}
 	closing := s.closing
-	pinned := s.pinned != "" && bc.target == router.TargetWriter
+	pinned := s.pinnedTo == bc
 	release := !bc.released
 	bc.released = true
 	s.cond.Broadcast()
@@ -178,6 +206,9 @@ func (s *session) backendLost(bc *bconn, err error) {
 		return
 	}
 	msg := fmt.Sprintf("connection to backend %s lost while running the statement", bc.addr)
+	if bc.fatal != "" {
+		msg += " (" + bc.fatal + ")"
+	}
 	if inTx {
 		msg += "; the transaction was rolled back"
 	}

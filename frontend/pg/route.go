@@ -28,9 +28,24 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 			s.mu.Unlock()
 			return nil, errClosing
 		}
+		s.applyFixupsLocked()
 		cur := s.cur
 		if cur != nil && cur.dead {
 			cur = nil
+		}
+		if p := s.pinnedTo; p != nil && !p.dead {
+			// Pinned: the connection holding the session's state serves
+			// everything (after responses from another backend are in).
+			if cur == nil || cur == p || cur.inflight == 0 {
+				s.cur = p
+				s.mu.Unlock()
+				return p, nil
+			}
+			for cur.inflight > 0 && !cur.dead && !s.closing {
+				s.cond.Wait()
+			}
+			s.mu.Unlock()
+			continue
 		}
 		inTx := s.txStatus != 'I' && cur != nil
 		busy := cur != nil && cur.inflight > 0

@@ -40,11 +40,13 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 		}
 		q, _ := pgwire.ParseQuery(body)
 		c := s.classOf(cls, q)
-		s.notePin(c)
+		s.notePin(bc, c)
 		if c.SessionSet {
 			s.noteSessionOps(bc, q)
 		}
-		delete(bc.prepared, "") // a simple Query destroys the unnamed statement
+		// A simple Query destroys the unnamed statement.
+		delete(bc.prepared, "")
+		delete(s.stmts, "")
 		s.batchExec = true
 		e, queued = expect{kind: 'Z', setOps: s.takeOps()}, true
 	case pgwire.MsgParse:
@@ -62,7 +64,7 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 			}
 			s.stmts[string(name)] = st
 		}
-		s.notePin(st.cls)
+		s.notePin(bc, st.cls)
 		if on := bc.prepared[unsafeString(name)]; len(name) > 0 && on != nil && on != prev {
 			// A stale statement of that name is left on this backend from
 			// before the client closed or redefined it.
@@ -70,8 +72,9 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 				return false
 			}
 		}
-		bc.prepared[string(name)] = st
-		e, queued = expect{kind: '1'}, true
+		key := string(name)
+		bc.prepared[key] = st
+		e, queued = expect{kind: '1', name: key, prev: prev, client: true}, true
 	case pgwire.MsgBind:
 		if !s.replay(bc) {
 			return false
@@ -127,9 +130,10 @@ func (s *session) classOf(cls *router.Class, q []byte) router.Class {
 	return s.srv.opts.Classifier.Classify(unsafeString(q))
 }
 
-// notePin pins the session to the writer the first time a statement needs
-// it, and counts the reason.
-func (s *session) notePin(c router.Class) {
+// notePin pins the session to bc, the connection that will hold the state
+// the statement creates (normally the writer; a replica inside a read-only
+// transaction), the first time a statement needs it, and counts the reason.
+func (s *session) notePin(bc *bconn, c router.Class) {
 	if c.Pin == "" {
 		return
 	}
@@ -137,6 +141,7 @@ func (s *session) notePin(c router.Class) {
 	first := s.pinned == ""
 	if first {
 		s.pinned = c.Pin
+		s.pinnedTo = bc
 	}
 	s.mu.Unlock()
 	if first {
@@ -191,10 +196,11 @@ func (s *session) ensure(bc *bconn, name []byte) bool {
 			return false
 		}
 	}
-	if !s.inject(bc, st.raw, expect{kind: '1', swallow: true}) {
+	key := string(name)
+	if !s.inject(bc, st.raw, expect{kind: '1', swallow: true, name: key}) {
 		return false
 	}
-	bc.prepared[string(name)] = st
+	bc.prepared[key] = st
 	return true
 }
 

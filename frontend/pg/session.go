@@ -39,6 +39,25 @@ type expect struct {
 	// setOps are the session-state changes of the batch this ReadyForQuery
 	// ends, recorded if the batch succeeds.
 	setOps []router.SessionOp
+	// For a Parse ('1'): the statement name and the client's previous
+	// statement of that name, restored if the Parse fails or is skipped.
+	name   string
+	prev   *stmt
+	client bool
+}
+
+// unknownStmt marks a statement name whose state on a backend connection is
+// uncertain (a Parse or Close there failed or was skipped): the next use
+// closes and re-prepares it.
+var unknownStmt = &stmt{}
+
+// fixup is a correction to the statement bookkeeping learned by a relay
+// goroutine, applied by the session goroutine (which owns that bookkeeping).
+type fixup struct {
+	bc     *bconn
+	name   string
+	prev   *stmt
+	client bool
 }
 
 // bconn is one backend connection of a session.
@@ -63,6 +82,7 @@ type bconn struct {
 	txTag    byte // 'c' after CommandComplete COMMIT, 'r' after ROLLBACK, since the last ReadyForQuery
 	dead     bool
 	released bool
+	fatal    string // a FATAL error the backend sent before closing
 }
 
 func (b *bconn) push(e expect) {
@@ -134,6 +154,8 @@ type session struct {
 	lastWriteLSN uint64
 	lsnStale     bool // a write's LSN could not be captured: fetch it before the next replica read
 	skipToSync   bool // an error ended an extended batch: drop messages until Sync
+	fixups       []fixup
+	pinnedTo     *bconn // the connection holding the state that pinned the session
 	closing      bool
 	drain        bool
 
@@ -264,6 +286,7 @@ func isTerminator(t byte) bool {
 // statement handles a message of the query protocols.
 func (s *session) statement(m pgwire.Message) bool {
 	s.mu.Lock()
+	s.applyFixupsLocked()
 	skip := s.skipToSync
 	if skip && m.Type == pgwire.MsgSync {
 		s.skipToSync = false
@@ -300,6 +323,23 @@ func (s *session) statement(m pgwire.Message) bool {
 		s.sendBatch(false)
 	}
 	return true
+}
+
+// applyFixupsLocked applies the corrections queued by relay goroutines.
+// Called by the session goroutine with s.mu held.
+func (s *session) applyFixupsLocked() {
+	for _, f := range s.fixups {
+		f.bc.prepared[f.name] = unknownStmt
+		if f.client {
+			if f.prev == nil {
+				delete(s.stmts, f.name)
+			} else {
+				s.stmts[f.name] = f.prev
+			}
+		}
+	}
+	clear(s.fixups)
+	s.fixups = s.fixups[:0]
 }
 
 // classifyBatch folds the classes of every statement in the held-back batch.

@@ -25,10 +25,17 @@ type account struct {
 	cred     *syscall.Credential // nil: run as the current user
 }
 
-// serverAccount picks the account to run servers as: the current user,
-// or, when that is root, the "postgres" account if it exists, else
+// serverAccount picks the account to run PostgreSQL as: the current
+// user, or, when that is root, the "postgres" account if it exists, else
 // "nobody".
 func serverAccount() (*account, error) {
+	return serverAccountOf("PostgreSQL", "postgres", "nobody")
+}
+
+// serverAccountOf picks the account to run the server program what as:
+// the current user, or, when that is root, the first of the candidate
+// accounts that exists and is not root.
+func serverAccountOf(what string, candidates ...string) (*account, error) {
 	if os.Geteuid() != 0 {
 		name := strconv.Itoa(os.Geteuid())
 		if u, err := user.Current(); err == nil {
@@ -37,7 +44,7 @@ func serverAccount() (*account, error) {
 		return &account{name: name, uid: os.Geteuid(), gid: os.Getegid()}, nil
 	}
 	var errs []error
-	for _, name := range []string{"postgres", "nobody"} {
+	for _, name := range candidates {
 		u, err := user.Lookup(name)
 		if err != nil {
 			errs = append(errs, err)
@@ -60,7 +67,7 @@ func serverAccount() (*account, error) {
 			cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}},
 		}, nil
 	}
-	return nil, fmt.Errorf("running as root, but found no unprivileged account (postgres, nobody) to run PostgreSQL as: %w", errors.Join(errs...))
+	return nil, fmt.Errorf("running as root, but found no unprivileged account (%s) to run %s as: %w", strings.Join(candidates, ", "), what, errors.Join(errs...))
 }
 
 // chownTree hands dir and everything below it to the account (a no-op
