@@ -85,6 +85,13 @@ func DialPostgres(ctx context.Context, dc PGDialConfig) (*PGConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", dc.Addr, err)
 	}
+	// pgconn may still have a background read in flight or bytes buffered:
+	// both would steal the first responses from our own reader. SyncConn
+	// makes sure neither is the case before we take the raw connection.
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(context.Background())
+		return nil, fmt.Errorf("backend %s: sync before hijack: %w", dc.Addr, err)
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		pc.Close(context.Background())
