@@ -10,6 +10,7 @@
 // form KEY=VALUE followed by a final line READY:
 //
 //	DIR=/tmp/sluice-pg-123         cluster directory (server logs in pg*/postgres.log)
+//	BINDIR=/usr/lib/postgresql/15/bin
 //	PRIMARY_PORT=40123
 //	PRIMARY_ADDR=127.0.0.1:40123
 //	PRIMARY_DSN=postgres://app:app@127.0.0.1:40123/app?sslmode=disable
@@ -114,7 +115,7 @@ func run() int {
 		return 1
 	}
 
-	fmt.Printf("DIR=%s\n", c.Dir)
+	fmt.Printf("DIR=%s\nBINDIR=%s\n", c.Dir, c.BinDir)
 	for i, n := range c.Nodes() {
 		key := "PRIMARY"
 		if i > 0 {
