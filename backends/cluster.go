@@ -144,7 +144,7 @@ func (c *Cluster) PickReader(minPos uint64, avoid int) (int, topology.Backend, b
 	case LeastConnections:
 		pick = cands[0]
 		best := c.active[pick].Load()
-		start := int(c.rr.Add(1)) // rotate the starting point among ties
+		start := int(c.rr.Add(1) % uint32(n)) // rotate the starting point among ties
 		for k := range cands {
 			i := cands[(start+k)%n]
 			if a := c.active[i].Load(); a < best {
@@ -152,7 +152,7 @@ func (c *Cluster) PickReader(minPos uint64, avoid int) (int, topology.Backend, b
 			}
 		}
 	default:
-		pick = cands[int(c.rr.Add(1)-1)%n]
+		pick = cands[int((c.rr.Add(1)-1)%uint32(n))]
 	}
 	return pick, s.Backends[pick], true
 }

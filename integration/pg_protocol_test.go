@@ -946,11 +946,11 @@ func TestPGListenNotify(t *testing.T) {
 
 	wait := func(wantCh, wantPayload string) {
 		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
 		n, err := listener.WaitForNotification(wctx)
 		if err != nil {
-			t.Fatalf("waiting for %s/%s: %v", wantCh, wantPayload, err)
+			t.Fatalf("notification %s/%q not delivered to the listening client: %v", wantCh, wantPayload, err)
 		}
 		if n.Channel != wantCh || n.Payload != wantPayload {
 			t.Fatalf("notification %s/%q, want %s/%q", n.Channel, n.Payload, wantCh, wantPayload)
@@ -1022,6 +1022,12 @@ func TestPGListenNotify(t *testing.T) {
 		t.Fatalf("NOTIFY through auto: %v", err)
 	}
 	wait(ch, "via-auto")
+
+	// The listening session notifies itself through the auto endpoint.
+	if _, err := listener.Exec(ctx, "NOTIFY "+ch+", 'self'"); err != nil {
+		t.Fatalf("NOTIFY from the listening session: %v", err)
+	}
+	wait(ch, "self")
 
 	// UNLISTEN stops one channel, not the others.
 	if _, err := listener.Exec(ctx, "LISTEN "+ch2); err != nil {

@@ -66,7 +66,7 @@ func (s *Snapshot) WriterBackend() (Backend, bool) {
 		return Backend{}, false
 	}
 	b := s.Backends[s.Writer]
-	return b, b.Healthy
+	return b, b.Healthy && b.Role == RoleWriter
 }
 
 // Readers appends to dst the indexes of healthy readers whose lag is within

@@ -129,6 +129,13 @@ func runProxy(args []string, stderr io.Writer) int {
 // serve runs the proxy until ctx ends, then shuts it down within the
 // configured shutdown timeout.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if addr := os.Getenv("SLUICE_PPROF_ADDR"); addr != "" {
+		stopPprof, err := startPprof(addr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	p, err := proxy.New(cfg, log)
 	if err != nil {
 		return err

@@ -1,54 +1,81 @@
 package pg
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/sluicedb/sluice/internal/pgauth"
 	"github.com/sluicedb/sluice/internal/pgwire"
 )
 
-// verifierCache keeps one SCRAM verifier per configured secret, so the
-// PBKDF2 derivation runs once per user and not once per login.
+// verifierCache keeps one SCRAM verifier per configured user, so the
+// PBKDF2 derivation runs once per user and not once per login. Salts of
+// plain-text secrets, and the mock verifiers of unknown users, are derived
+// from a per-server key and the user name, so a client cannot tell a known
+// user from an unknown one by the salt, nor by the time the answer takes.
 type verifierCache struct {
-	mu    sync.Mutex
-	m     map[string]*pgauth.Verifier
-	dummy *pgauth.Verifier
+	mu  sync.Mutex
+	key []byte
+	m   map[[2]string]*pgauth.Verifier
 }
 
-func (vc *verifierCache) get(secret string) (*pgauth.Verifier, error) {
+func (vc *verifierCache) keyLocked() []byte {
+	if vc.key == nil {
+		vc.key = make([]byte, 32)
+		rand.Read(vc.key)
+	}
+	return vc.key
+}
+
+func (vc *verifierCache) derive(label, user string, n int) []byte {
+	mac := hmac.New(sha256.New, vc.keyLocked())
+	mac.Write([]byte(label))
+	mac.Write([]byte{0})
+	mac.Write([]byte(user))
+	return mac.Sum(nil)[:n]
+}
+
+func (vc *verifierCache) get(user, secret string) (*pgauth.Verifier, error) {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
-	if v, ok := vc.m[secret]; ok {
+	k := [2]string{user, secret}
+	if v, ok := vc.m[k]; ok {
 		return v, nil
 	}
-	v, err := pgauth.VerifierFor(secret)
-	if err != nil {
-		return nil, err
+	var v *pgauth.Verifier
+	if strings.HasPrefix(secret, pgauth.MechanismSCRAMSHA256+"$") {
+		var err error
+		if v, err = pgauth.ParseVerifier(secret); err != nil {
+			return nil, err
+		}
+	} else {
+		v = pgauth.NewVerifier(secret, vc.derive("salt", user, 16), pgauth.DefaultIterations)
 	}
 	if vc.m == nil {
-		vc.m = make(map[string]*pgauth.Verifier)
+		vc.m = make(map[[2]string]*pgauth.Verifier)
 	}
-	vc.m[secret] = v
+	vc.m[k] = v
 	return v, nil
 }
 
-// dummyVerifier is used for unknown users so that the exchange looks the
-// same as for a known user with a wrong password.
-func (vc *verifierCache) dummyVerifier() *pgauth.Verifier {
+// mock returns a verifier for an unknown user that no password matches,
+// with the salt a plain-text secret of that user would have. Building it
+// costs no key derivation.
+func (vc *verifierCache) mock(user string) *pgauth.Verifier {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
-	if vc.dummy == nil {
-		pw := make([]byte, 32)
-		rand.Read(pw)
-		salt := make([]byte, 16)
-		rand.Read(salt)
-		vc.dummy = pgauth.NewVerifier(string(pw), salt, 4096)
+	return &pgauth.Verifier{
+		Iterations: pgauth.DefaultIterations,
+		Salt:       vc.derive("salt", user, 16),
+		StoredKey:  vc.derive("stored", user, 32),
+		ServerKey:  vc.derive("server", user, 32),
 	}
-	return vc.dummy
 }
 
 // authenticate runs the listener's authentication method. It reports false
@@ -94,19 +121,19 @@ func (s *Server) authenticate(conn net.Conn, rd *pgwire.Reader, isTLS bool, user
 		}
 		return known && subtle.ConstantTimeCompare(p, []byte(password)) == 1, nil
 	default:
-		return s.authSCRAM(conn, rd, password, known)
+		return s.authSCRAM(conn, rd, user, password, known)
 	}
 }
 
-func (s *Server) authSCRAM(conn net.Conn, rd *pgwire.Reader, password string, known bool) (bool, error) {
+func (s *Server) authSCRAM(conn net.Conn, rd *pgwire.Reader, user, password string, known bool) (bool, error) {
 	var v *pgauth.Verifier
 	if known {
 		var err error
-		if v, err = s.verif.get(password); err != nil {
+		if v, err = s.verif.get(user, password); err != nil {
 			return false, fmt.Errorf("user secret: %w", err)
 		}
 	} else {
-		v = s.verif.dummyVerifier()
+		v = s.verif.mock(user)
 	}
 	mechs := []byte(pgauth.MechanismSCRAMSHA256 + "\x00\x00")
 	if _, err := conn.Write(pgwire.AppendAuthentication(nil, pgwire.AuthSASL, mechs)); err != nil {

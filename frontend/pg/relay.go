@@ -25,38 +25,56 @@ func (s *session) relay(bc *bconn) {
 			return
 		}
 		s.mu.Lock()
-		drop, terminate := s.account(bc, m)
+		drop, isZ := s.account(bc, m)
 		s.mu.Unlock()
-		flush := m.Type == pgwire.MsgReadyForQuery || bc.rd.Buffered() == 0
+		flush := isZ || bc.rd.Buffered() == 0
 		if drop {
 			if flush {
 				s.writeClient(nil, true)
 			}
-		} else {
-			s.writeClient(m.Raw, flush)
+			continue
 		}
-		if terminate {
-			s.terminate()
+		s.writeClient(m.Raw, flush)
+		if isZ {
+			// Only now, with the ReadyForQuery on its way to the client,
+			// may the session send a batch to another backend: responses
+			// must reach the client in order.
+			s.mu.Lock()
+			bc.inflight--
+			bc.pending--
+			s.cond.Broadcast()
+			terminate := s.drain && s.idleLocked()
+			s.mu.Unlock()
+			if terminate {
+				s.terminate()
+			}
 		}
 	}
 }
 
 // account updates the session's bookkeeping for one backend message and
-// reports whether the client must not see it, and whether a draining session
-// has now become idle. Called with s.mu held.
-func (s *session) account(bc *bconn, m pgwire.Message) (drop, terminate bool) {
+// reports whether the client must not see it, and whether it is a
+// client-visible ReadyForQuery whose in-flight count the caller releases
+// after writing it. Called with s.mu held.
+func (s *session) account(bc *bconn, m pgwire.Message) (drop, visibleZ bool) {
 	front := bc.front()
 	if front != nil && front.kind == 'Z' && front.swallow {
 		switch m.Type {
+		case pgwire.MsgNotification:
+			return false, false // another session's NOTIFY: the client's, not ours
 		case pgwire.MsgDataRow:
 			if front.capture {
 				if v, null, err := pgwire.DataRowColumn(m.Body(), 0); err == nil && !null {
-					if lsn, err := topology.ParseLSN(string(v)); err == nil && lsn > s.lastWriteLSN {
-						s.lastWriteLSN = lsn
+					if lsn, err := topology.ParseLSN(string(v)); err == nil {
+						if lsn > s.lastWriteLSN {
+							s.lastWriteLSN = lsn
+						}
+						bc.captured = true
 					}
 				}
 			}
 		case pgwire.MsgErrorResponse:
+			bc.failed = true
 			if isFatal(m.Body()) {
 				bc.fatal = string(pgwire.ErrorField(m.Body(), 'M'))
 			}
@@ -69,9 +87,13 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, terminate bool) {
 		case pgwire.MsgReadyForQuery:
 			e := bc.pop()
 			bc.inflight--
-			if e.capture {
+			if e.capture && bc.captured {
 				s.lsnStale = false
 			}
+			if e.replay && bc.failed {
+				bc.setVersion = ^uint64(0) // replay again before the next batch
+			}
+			bc.captured, bc.failed = false, false
 			s.cond.Broadcast()
 		}
 		return true, false
@@ -116,8 +138,7 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, terminate bool) {
 		var e expect
 		if bc.front() != nil {
 			e = bc.pop()
-			bc.inflight--
-			bc.pending--
+			visibleZ = true // in-flight released by the caller after the write
 		}
 		body := m.Body()
 		status := byte('I')
@@ -146,12 +167,17 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, terminate bool) {
 			s.txSetOps = nil
 		}
 		bc.batchErr, bc.txTag = false, 0
-		s.cond.Broadcast()
-		if s.drain && s.idleLocked() {
-			terminate = true
+	case pgwire.MsgCopyInResponse:
+		// A Sync that follows Execute of COPY FROM STDIN is ignored by the
+		// server: only the Sync after CopyDone/CopyFail gets a
+		// ReadyForQuery. Forget the expectation of the ignored one.
+		if f := bc.front(); f != nil && f.kind == 'Z' && f.sync {
+			bc.pop()
+			bc.inflight--
+			bc.pending--
 		}
 	}
-	return false, terminate
+	return false, visibleZ
 }
 
 // isFatal reports whether an ErrorResponse body has severity FATAL or PANIC.
@@ -172,12 +198,22 @@ func (s *session) backendLost(bc *bconn, err error) {
 	}
 	bc.dead = true
 	visible := bc.pending
+	partial := false // responses of an unsynced batch (after Flush) are awaited
+	for _, e := range bc.q[bc.qh:] {
+		if e.kind != 'Z' && !e.swallow {
+			partial = true
+		}
+	}
 	bc.q, bc.qh, bc.inflight, bc.pending = nil, 0, 0, 0
 	inTx := false
 	if s.cur == bc {
 		inTx = s.txStatus != 'I'
 		s.cur = nil
 		s.txStatus = 'I'
+		s.txSetOps = nil
+	}
+	if partial && visible == 0 {
+		s.skipToSync = true // the client's coming Sync gets the ReadyForQuery
 	}
 	closing := s.closing
 	pinned := s.pinnedTo == bc
@@ -197,12 +233,23 @@ func (s *session) backendLost(bc *bconn, err error) {
 	expected := errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
 	s.srv.opts.Metrics.BackendErrors.WithLabelValues(cl.Name(), bc.addr).Inc()
 	s.srv.log.Warn("backend connection lost", "backend", bc.addr, "err", err, "in_transaction", inTx, "waiting", visible, "eof", expected)
-	if pinned {
-		s.fatal("08006", fmt.Sprintf("connection to backend %s lost; session state (%s) cannot be restored", bc.addr, s.pinnedReason()))
+	if pinned || (inTx && visible == 0) {
+		// State the client relies on is gone (its open transaction, or
+		// what pinned the session): end the session rather than let later
+		// statements run without it.
+		what := "the open transaction"
+		if pinned {
+			what = "session state (" + s.pinnedReason() + ")"
+		}
+		msg := fmt.Sprintf("connection to backend %s lost; %s cannot be restored", bc.addr, what)
+		if bc.fatal != "" {
+			msg += " (" + bc.fatal + ")"
+		}
+		s.fatal("08006", msg)
 		s.conn.Close()
 		return
 	}
-	if visible == 0 {
+	if visible == 0 && !partial {
 		return
 	}
 	msg := fmt.Sprintf("connection to backend %s lost while running the statement", bc.addr)
@@ -216,6 +263,8 @@ func (s *session) backendLost(bc *bconn, err error) {
 	for i := 0; i < visible; i++ {
 		out = pgwire.AppendReadyForQuery(out, 'I')
 	}
+	// With a partial batch and no ReadyForQuery awaited yet, skipToSync
+	// (set above) answers the client's Sync.
 	s.writeClient(out, true)
 }
 

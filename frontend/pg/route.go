@@ -142,8 +142,14 @@ func (s *session) readerConn(ctx context.Context) (*bconn, error) {
 			cancel()
 		}
 		s.mu.Lock()
-		minPos = s.lastWriteLSN
+		minPos, stale = s.lastWriteLSN, s.lsnStale
 		s.mu.Unlock()
+		if stale {
+			// The position of the session's last write is unknown: only
+			// the writer is sure to have it.
+			s.srv.rywFallbacks.Inc()
+			return s.writerConn(ctx)
+		}
 	}
 	if s.readerIdx >= 0 && cl.ReaderUsable(s.readerIdx, minPos) {
 		b := cl.Snapshot().Backends[s.readerIdx]
@@ -252,6 +258,12 @@ func (s *session) fetchWriterLSN(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	s.mu.Lock()
+	busy := w.inflight > 0
+	s.mu.Unlock()
+	if busy {
+		return // cannot inject now; the read goes to the writer instead
+	}
 	if !s.injectCapture(w) {
 		return
 	}
@@ -271,7 +283,11 @@ const lsnQuery = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_l
 // recorded as the session's last write position.
 func (s *session) injectCapture(bc *bconn) bool {
 	s.scratch = pgwire.AppendQuery(s.scratch[:0], lsnQuery)
-	return s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, capture: true})
+	if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, capture: true}) {
+		return false
+	}
+	delete(bc.prepared, "") // a Query destroys the unnamed statement
+	return true
 }
 
 // inject sends a message of the proxy's own whose response is swallowed.

@@ -13,17 +13,6 @@ import (
 // outlive b's contents.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// mentionsCopy reports whether q may be a COPY statement (a cheap,
-// conservative check: any "copy" word, in any case).
-func mentionsCopy(q []byte) bool {
-	for i := 0; i+4 <= len(q); i++ {
-		if (q[i]|0x20) == 'c' && (q[i+1]|0x20) == 'o' && (q[i+2]|0x20) == 'p' && (q[i+3]|0x20) == 'y' {
-			return true
-		}
-	}
-	return false
-}
-
 // send forwards one client message to bc, keeping the statement
 // bookkeeping: statements the message needs are prepared on bc first, the
 // session state is replayed if bc lags behind it, and the responses to
@@ -35,9 +24,6 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 	queued := false
 	switch typ {
 	case pgwire.MsgQuery:
-		if !s.replay(bc) {
-			return false
-		}
 		q, _ := pgwire.ParseQuery(body)
 		c := s.classOf(cls, q)
 		s.notePin(bc, c)
@@ -50,9 +36,6 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 		s.batchExec = true
 		e, queued = expect{kind: 'Z', setOps: s.takeOps()}, true
 	case pgwire.MsgParse:
-		if !s.replay(bc) {
-			return false
-		}
 		name, q, _ := pgwire.ParseParse(body)
 		prev := s.stmts[unsafeString(name)]
 		st := prev
@@ -76,9 +59,6 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 		bc.prepared[key] = st
 		e, queued = expect{kind: '1', name: key, prev: prev, client: true}, true
 	case pgwire.MsgBind:
-		if !s.replay(bc) {
-			return false
-		}
 		_, name, _ := pgwire.ParseBind(body)
 		if !s.ensure(bc, name) {
 			return false
@@ -101,13 +81,10 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 	case pgwire.MsgExecute:
 		s.batchExec = true
 	case pgwire.MsgFuncCall:
-		if !s.replay(bc) {
-			return false
-		}
 		s.batchExec = true
 		e, queued = expect{kind: 'Z'}, true
 	case pgwire.MsgSync:
-		e, queued = expect{kind: 'Z', setOps: s.takeOps()}, true
+		e, queued = expect{kind: 'Z', setOps: s.takeOps(), sync: true}, true
 	}
 	if queued {
 		if !s.enqueue(bc, e) {
@@ -214,7 +191,9 @@ func (s *session) injectClose(bc *bconn, name []byte) bool {
 }
 
 // replay brings bc's session state (SET …) up to date with the session's,
-// with an invisible RESET ALL followed by the tracked settings.
+// with an invisible RESET ALL followed by the tracked settings. It is called
+// once per batch, before the batch's first message (never in the middle of
+// an extended-protocol batch).
 func (s *session) replay(bc *bconn) bool {
 	s.mu.Lock()
 	v := s.setVersion
@@ -230,9 +209,10 @@ func (s *session) replay(bc *bconn) bool {
 	}
 	s.mu.Unlock()
 	s.scratch = pgwire.AppendQuery(s.scratch[:0], sb.String())
-	if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true}) {
+	if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, replay: true}) {
 		return false
 	}
+	delete(bc.prepared, "") // a Query destroys the unnamed statement
 	s.mu.Lock()
 	bc.setVersion = v
 	s.mu.Unlock()

@@ -224,10 +224,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		c.Close()
 	}
-	for sess := range s.sessions {
+	sessions := s.snapshotSessions()
+	s.mu.Unlock()
+	for _, sess := range sessions {
 		sess.shutdownWhenIdle()
 	}
-	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -239,10 +240,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
-	for sess := range s.sessions {
+	sessions = s.snapshotSessions()
+	s.mu.Unlock()
+	for _, sess := range sessions {
 		sess.close()
 	}
-	s.mu.Unlock()
 	<-done
 	return ctx.Err()
+}
+
+func (s *Server) snapshotSessions() []*session {
+	out := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		out = append(out, sess)
+	}
+	return out
 }

@@ -36,6 +36,8 @@ type expect struct {
 	kind    byte // '1' ParseComplete, '3' CloseComplete, 'Z' ReadyForQuery
 	swallow bool // injected by the proxy: the client never sees the response; for 'Z' nothing up to and including the ReadyForQuery
 	capture bool // a swallowed query whose single DataRow holds the writer's WAL LSN
+	replay  bool // a swallowed session-state replay
+	sync    bool // the ReadyForQuery answers a client Sync (not a Query)
 	// setOps are the session-state changes of the batch this ReadyForQuery
 	// ends, recorded if the batch succeeds.
 	setOps []router.SessionOp
@@ -83,6 +85,8 @@ type bconn struct {
 	dead     bool
 	released bool
 	fatal    string // a FATAL error the backend sent before closing
+	captured bool   // the running capture query returned its row
+	failed   bool   // the running injected query failed
 }
 
 func (b *bconn) push(e expect) {
@@ -137,8 +141,8 @@ type session struct {
 	locked    *bconn // route fixed until the next Sync (after Flush, or on writer/reader endpoints)
 	dirty     *bconn // has unflushed output
 	batchOps  []router.SessionOp
-	batchExec bool // the batch executes something (Query, Execute, FunctionCall)
-	batchCopy bool // the batch may start COPY FROM STDIN (no query may be injected after it)
+	batchExec bool         // the batch executes something (Query, Execute, FunctionCall)
+	lockedCls router.Class // the class of the batch running on the fixed route
 	readerIdx int
 	scratch   []byte
 
@@ -152,7 +156,7 @@ type session struct {
 	setVersion   uint64
 	txSetOps     []router.SessionOp
 	lastWriteLSN uint64
-	lsnStale     bool // a write's LSN could not be captured: fetch it before the next replica read
+	lsnStale     bool // the session wrote since its last LSN capture: capture before the next replica read
 	skipToSync   bool // an error ended an extended batch: drop messages until Sync
 	fixups       []fixup
 	pinnedTo     *bconn // the connection holding the state that pinned the session
@@ -306,6 +310,9 @@ func (s *session) statement(m pgwire.Message) bool {
 		// Writer and reader endpoints need no look-ahead: the target is
 		// known from the first message.
 		bc, err := s.pick(router.Class{}, 0)
+		if err == nil && !s.replay(bc) {
+			err = errBackendLost
+		}
 		if err != nil {
 			s.routeFailed(err, m.Type)
 			return true
@@ -343,9 +350,8 @@ func (s *session) applyFixupsLocked() {
 }
 
 // classifyBatch folds the classes of every statement in the held-back batch.
-func (s *session) classifyBatch() (router.Class, bool) {
+func (s *session) classifyBatch() router.Class {
 	var c router.Class
-	copyish := false
 	add := func(x router.Class) {
 		c.Write = c.Write || x.Write
 		c.SessionSet = c.SessionSet || x.SessionSet
@@ -368,12 +374,10 @@ func (s *session) classifyBatch() (router.Class, bool) {
 			q, _ := pgwire.ParseQuery(body)
 			it.cls, it.classified = s.srv.opts.Classifier.Classify(unsafeString(q)), true
 			add(it.cls)
-			copyish = copyish || mentionsCopy(q)
 		case pgwire.MsgParse:
 			_, q, _ := pgwire.ParseParse(body)
 			it.cls, it.classified = s.srv.opts.Classifier.Classify(unsafeString(q)), true
 			add(it.cls)
-			copyish = copyish || mentionsCopy(q)
 		case pgwire.MsgBind:
 			_, name, _ := pgwire.ParseBind(body)
 			if st := s.stmts[unsafeString(name)]; st != nil {
@@ -383,25 +387,35 @@ func (s *session) classifyBatch() (router.Class, bool) {
 			add(router.Class{Write: true, Statements: 1})
 		}
 	}
-	return c, copyish
+	return c
 }
 
 // sendBatch routes the held-back batch and sends it. Without a terminator
 // (Flush, or a batch too large to hold) the route stays fixed until the
 // next Sync.
 func (s *session) sendBatch(terminated bool) {
-	cls, copyish := s.classifyBatch()
+	cls := s.classifyBatch()
 	if !terminated && len(s.batch) > maxBatch {
 		cls.Write = true // the rest of the batch is unknown: the writer is always safe
 	}
-	bc, err := s.pick(cls, len(s.items))
+	var bc *bconn
+	var err error
+	if cls.Statements == 0 && !s.hasStatementMessage() {
+		// Nothing to route (a lone Sync, Execute of an open portal, …):
+		// it belongs to the backend that holds the session's state.
+		bc, err = s.current()
+	} else {
+		bc, err = s.pick(cls, len(s.items))
+	}
+	if err == nil && !s.replay(bc) {
+		err = errBackendLost
+	}
 	if err != nil {
 		last := s.items[len(s.items)-1].typ
 		s.resetBatch()
 		s.routeFailed(err, last)
 		return
 	}
-	s.batchCopy = s.batchCopy || copyish
 	for i := range s.items {
 		it := &s.items[i]
 		var c *router.Class
@@ -420,8 +434,41 @@ func (s *session) sendBatch(terminated bool) {
 		s.endBatch(bc, cls)
 	} else {
 		s.locked = bc
+		s.lockedCls = cls
 		s.flushBackend(bc)
 	}
+}
+
+// hasStatementMessage reports whether the held-back batch names a
+// statement (Query, Parse, Bind, FunctionCall, Describe or Close of a
+// statement), as opposed to continuing work on the current backend.
+func (s *session) hasStatementMessage() bool {
+	for _, it := range s.items {
+		switch it.typ {
+		case pgwire.MsgQuery, pgwire.MsgParse, pgwire.MsgBind, pgwire.MsgFuncCall:
+			return true
+		case pgwire.MsgDescribe, pgwire.MsgClose:
+			if kind, _, _ := pgwire.ParseTarget(s.batch[it.start+pgwire.HeaderLen : it.end]); kind == 'S' {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// current returns the backend connection that served the session last, or
+// the writer when there is none.
+func (s *session) current() (*bconn, error) {
+	s.mu.Lock()
+	bc := s.cur
+	if bc != nil && bc.dead {
+		bc = nil
+	}
+	s.mu.Unlock()
+	if bc != nil {
+		return bc, nil
+	}
+	return s.pick(router.Class{Write: true}, 0)
 }
 
 func (s *session) resetBatch() {
@@ -435,25 +482,39 @@ func (s *session) resetBatch() {
 // sendLocked sends one message on the fixed route.
 func (s *session) sendLocked(m pgwire.Message) bool {
 	bc := s.locked
-	if m.Type == pgwire.MsgQuery || m.Type == pgwire.MsgParse {
+	var cls *router.Class
+	switch m.Type {
+	case pgwire.MsgQuery, pgwire.MsgParse:
 		var q []byte
 		if m.Type == pgwire.MsgQuery {
 			q, _ = pgwire.ParseQuery(m.Body())
 		} else {
 			_, q, _ = pgwire.ParseParse(m.Body())
 		}
-		if mentionsCopy(q) {
-			s.batchCopy = true
+		c := s.srv.opts.Classifier.Classify(unsafeString(q))
+		cls = &c
+		s.lockedCls.Write = s.lockedCls.Write || c.Write
+		if s.lockedCls.Tx == router.TxNone {
+			s.lockedCls.Tx = c.Tx
 		}
+	case pgwire.MsgBind:
+		if _, name, _ := pgwire.ParseBind(m.Body()); s.stmts[unsafeString(name)] != nil {
+			s.lockedCls.Write = s.lockedCls.Write || s.stmts[unsafeString(name)].cls.Write
+		}
+	case pgwire.MsgFuncCall:
+		s.lockedCls.Write = true
 	}
-	ok := s.send(bc, m.Type, m.Raw, nil)
+	ok := s.send(bc, m.Type, m.Raw, cls)
 	switch {
 	case !ok:
 		s.locked = nil
+		s.lockedCls = router.Class{}
 		s.routeFailed(errBackendLost, m.Type)
 	case isTerminator(m.Type):
 		s.locked = nil
-		s.endBatch(bc, router.Class{})
+		cls := s.lockedCls
+		s.lockedCls = router.Class{}
+		s.endBatch(bc, cls)
 	case m.Type == pgwire.MsgFlush:
 		s.flushBackend(bc)
 	default:
@@ -463,24 +524,18 @@ func (s *session) sendLocked(m pgwire.Message) bool {
 }
 
 // endBatch flushes a terminated batch and, on the auto endpoint with
-// read-your-writes, asks the writer for its WAL position after a write.
+// read-your-writes, notes that the session wrote: its WAL position is
+// captured on the writer before its next replica read (lazily, so that
+// nothing is ever injected into the client's transaction or COPY).
 func (s *session) endBatch(bc *bconn, cls router.Class) {
 	exec := s.batchExec
-	copyish := s.batchCopy
-	s.batchExec, s.batchCopy = false, false
+	s.batchExec = false
 	o := &s.srv.opts
 	if o.ReadYourWrites && o.Route == router.RouteAuto && bc.target == router.TargetWriter && exec &&
 		(cls.Write || cls.Tx == router.TxCommit) {
-		if copyish {
-			// A COPY FROM STDIN may be starting: nothing may follow it
-			// until the client's data. Fetch the position before the next
-			// replica read instead.
-			s.mu.Lock()
-			s.lsnStale = true
-			s.mu.Unlock()
-		} else {
-			s.injectCapture(bc)
-		}
+		s.mu.Lock()
+		s.lsnStale = true
+		s.mu.Unlock()
 	}
 	s.flushBackend(bc)
 	if s.dirty == bc {
@@ -592,6 +647,7 @@ func (s *session) idleLocked() bool {
 }
 
 func (s *session) terminate() {
+	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	s.fatal("57P01", "terminating connection due to administrator command")
 	s.conn.Close()
 }
@@ -607,15 +663,20 @@ func (s *session) close() {
 			conns = append(conns, bc)
 		}
 		s.mu.Unlock()
+		s.cond.Broadcast()
+		// A client that stopped reading must not block the close: bound
+		// the last flush, then close.
+		s.conn.SetWriteDeadline(time.Now().Add(time.Second))
 		s.cwMu.Lock()
 		s.cw.Flush()
 		s.clientDead = true
 		s.cwMu.Unlock()
 		s.conn.Close()
 		for _, bc := range conns {
+			// Written straight to the socket (not through the session
+			// goroutine's buffer, which it may be using right now).
 			bc.pc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-			bc.pc.W.Write([]byte{pgwire.MsgTerminate, 0, 0, 0, 4})
-			bc.pc.W.Flush()
+			bc.pc.Conn.Write([]byte{pgwire.MsgTerminate, 0, 0, 0, 4})
 			bc.pc.Close()
 		}
 		s.wg.Wait()
