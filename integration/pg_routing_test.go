@@ -547,6 +547,39 @@ func TestRoutingEventualReadsStayOnReplicas(t *testing.T) {
 	}
 }
 
+// TestRoutingReadYourWritesReturnsToReplicas checks that read-your-writes
+// only delays a session's return to the replicas: once the probes show a
+// replica has replayed the session's write, its reads go there again, and
+// they see the write.
+func TestRoutingReadYourWritesReturnsToReplicas(t *testing.T) {
+	ctx := testCtx(t)
+	rtWaitProxyReady(t, ctx)
+	tbl := rtUniq(t, "t")
+	rtNewTable(t, ctx, tbl, 0)
+	c := rtConnect(t, ctx, "auto")
+	if _, err := c.Exec(ctx, "INSERT INTO "+tbl+" (id, v) VALUES (1, 'mine')"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var rec bool
+		var v string
+		if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery(), (SELECT v FROM "+tbl+" WHERE id = 1)").Scan(&rec, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v != "mine" {
+			t.Fatalf("the session's own write is not visible (recovery=%v): %q", rec, v)
+		}
+		if rec {
+			return // back on a replica, which has the row
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("reads never returned to a replica after the session's write was replayed")
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval between checks
+	}
+}
+
 // ---------------------------------------------------------------------------
 // 4. transactions stay on one backend
 

@@ -134,8 +134,15 @@ func (s *session) readerConn(ctx context.Context) (*bconn, error) {
 	var minPos uint64
 	if o.ReadYourWrites && o.Route == router.RouteAuto {
 		s.mu.Lock()
-		stale := s.lsnStale
+		stale, wrote := s.lsnStale, s.lastWriteAt
 		s.mu.Unlock()
+		if stale && !cl.Snapshot().Taken.After(wrote) {
+			// No probe has finished since the write: no replica can be known
+			// to have replayed it, so asking the writer for its position
+			// would only add a round trip.
+			s.srv.rywFallbacks.Inc()
+			return s.writerConn(ctx)
+		}
 		if stale {
 			fctx, cancel := s.withDeadline(ctx)
 			s.fetchWriterLSN(fctx)

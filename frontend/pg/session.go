@@ -156,7 +156,8 @@ type session struct {
 	setVersion   uint64
 	txSetOps     []router.SessionOp
 	lastWriteLSN uint64
-	lsnStale     bool // the session wrote since its last LSN capture: capture before the next replica read
+	lsnStale     bool      // the session wrote since its last LSN capture: capture before the next replica read
+	lastWriteAt  time.Time // when the session's last write batch was sent
 	skipToSync   bool // an error ended an extended batch: drop messages until Sync
 	fixups       []fixup
 	pinnedTo     *bconn // the connection holding the state that pinned the session
@@ -533,8 +534,10 @@ func (s *session) endBatch(bc *bconn, cls router.Class) {
 	o := &s.srv.opts
 	if o.ReadYourWrites && o.Route == router.RouteAuto && bc.target == router.TargetWriter && exec &&
 		(cls.Write || cls.Tx == router.TxCommit) {
+		now := time.Now()
 		s.mu.Lock()
 		s.lsnStale = true
+		s.lastWriteAt = now
 		s.mu.Unlock()
 	}
 	s.flushBackend(bc)
