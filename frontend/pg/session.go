@@ -158,7 +158,7 @@ type session struct {
 	lastWriteLSN uint64
 	lsnStale     bool      // the session wrote since its last LSN capture: capture before the next replica read
 	lastWriteAt  time.Time // when the session's last write batch was sent
-	skipToSync   bool // an error ended an extended batch: drop messages until Sync
+	skipToSync   bool      // an error ended an extended batch: drop messages until Sync
 	fixups       []fixup
 	pinnedTo     *bconn // the connection holding the state that pinned the session
 	closing      bool
