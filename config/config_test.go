@@ -99,12 +99,15 @@ func TestLoadExampleFile(t *testing.T) {
 		{Name: "pg", Protocol: "postgres", Address: "127.0.0.1:6432", Cluster: "main-pg", Route: "auto", Auth: "scram-sha-256"},
 		{Name: "pg-writer", Protocol: "postgres", Address: "127.0.0.1:6433", Cluster: "main-pg", Route: "writer", Auth: "scram-sha-256"},
 		{Name: "pg-reader", Protocol: "postgres", Address: "127.0.0.1:6434", Cluster: "main-pg", Route: "reader", Auth: "scram-sha-256"},
+		{Name: "mysql", Protocol: "mysql", Address: "127.0.0.1:6033", Cluster: "main-mysql", Route: "auto", Auth: "caching_sha2_password"},
+		{Name: "mysql-writer", Protocol: "mysql", Address: "127.0.0.1:6034", Cluster: "main-mysql", Route: "writer", Auth: "caching_sha2_password"},
+		{Name: "mysql-reader", Protocol: "mysql", Address: "127.0.0.1:6035", Cluster: "main-mysql", Route: "reader", Auth: "caching_sha2_password"},
 	}
 	if !reflect.DeepEqual(c.Listeners, wantListeners) {
 		t.Errorf("listeners = %+v\nwant %+v", c.Listeners, wantListeners)
 	}
-	if len(c.Clusters) != 1 {
-		t.Errorf("clusters = %v, want only main-pg (mysql is commented out)", c.Clusters)
+	if len(c.Clusters) != 2 {
+		t.Errorf("clusters = %v, want main-pg and main-mysql", c.Clusters)
 	}
 	cl, ok := c.Cluster("main-pg")
 	if !ok {
@@ -130,8 +133,8 @@ func TestLoadExampleFile(t *testing.T) {
 	if _, ok := c.User("nobody"); ok {
 		t.Error(`User("nobody") found`)
 	}
-	if _, ok := c.Cluster("main-mysql"); ok {
-		t.Error(`Cluster("main-mysql") found, but it is commented out`)
+	if my, ok := c.Cluster("main-mysql"); !ok || my.Protocol != "mysql" || len(my.Backends) != 3 || my.MonitorDatabase != "" {
+		t.Errorf(`Cluster("main-mysql") = %+v, %v; want a mysql cluster of 3 backends`, my, ok)
 	}
 	if want := (Health{500 * time.Millisecond, time.Second, 3, 2}); c.Health != want {
 		t.Errorf("health = %+v, want %+v", c.Health, want)

@@ -65,6 +65,7 @@ func runMain(m *testing.M) (int, error) {
 	}
 	shared = &env{pg: pgc, proxy: p, dir: dir}
 	code := m.Run()
+	stopMySQL()
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	if err := p.Shutdown(sctx); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicedb/sluice/admin"
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/config"
+	mysqlfe "github.com/sluicedb/sluice/frontend/mysql"
 	"github.com/sluicedb/sluice/frontend/pg"
 	"github.com/sluicedb/sluice/health"
 	"github.com/sluicedb/sluice/router"
@@ -31,10 +32,16 @@ type clusterRuntime struct {
 	monitor *health.Monitor
 }
 
+// server is a protocol server of one listener.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
 type listenerRuntime struct {
 	cfg config.Listener
 	ln  net.Listener
-	pg  *pg.Server
+	srv server
 }
 
 // Proxy is one Sluice instance.
@@ -46,6 +53,7 @@ type Proxy struct {
 	order     []string
 	listeners []*listenerRuntime
 	cancels   *pg.CancelRegistry
+	connIDs   *mysqlfe.ConnRegistry
 	admin     *admin.Server
 	httpAddr  net.Addr
 
@@ -65,13 +73,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 		metrics:  admin.NewMetrics(),
 		clusters: make(map[string]*clusterRuntime),
 		cancels:  pg.NewCancelRegistry(),
+		connIDs:  mysqlfe.NewConnRegistry(),
 	}
 	passwords := make(map[string]string, len(cfg.Users))
 	for _, u := range cfg.Users {
 		passwords[u.Name] = u.Password
 	}
 	for name, cc := range cfg.Clusters {
-		if cc.Protocol != "postgres" {
+		if cc.Protocol != config.ProtocolPostgres && cc.Protocol != config.ProtocolMySQL {
 			return nil, fmt.Errorf("cluster %s: protocol %q is not supported yet", name, cc.Protocol)
 		}
 		var bs []topology.Backend
@@ -98,6 +107,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 			Cluster:  name,
 			Backends: bs,
 			NewProber: func(b topology.Backend) health.Prober {
+				if cc.Protocol == config.ProtocolMySQL {
+					return &health.MySQLProber{Addr: b.Addr, User: monUser, Password: monPass, Database: cc.MonitorDatabase}
+				}
 				return &health.PGProber{Addr: b.Addr, User: monUser, Password: monPass, Database: cc.MonitorDatabase, TLS: tlsMode}
 			},
 			Interval:  cfg.Health.Interval,
@@ -129,6 +141,32 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 			}
 			tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
+		passwordOf := func(u string) (string, bool) {
+			pw, ok := passwords[u]
+			return pw, ok
+		}
+		if cr.cfg.Protocol == config.ProtocolMySQL {
+			srv := mysqlfe.NewServer(mysqlfe.Options{
+				Name:             lc.Name,
+				Route:            route,
+				Auth:             lc.Auth,
+				TLS:              tlsCfg,
+				Cluster:          cr.cluster,
+				Classifier:       router.NewClassifier(router.Options{Dialect: router.MySQL, WriterFunctions: cr.cfg.WriterFunctions}),
+				ReadYourWrites:   cr.cfg.Consistency != "eventual",
+				FallbackToWriter: cr.cfg.ReaderFallback != "error",
+				Password:         passwordOf,
+				MaxMessageSize:   int(cfg.Server.MaxMessageSize),
+				AuthFailureDelay: cfg.Server.AuthFailureDelay,
+				ConnectTimeout:   cfg.Server.ConnectTimeout,
+				StartupTimeout:   cfg.Server.StartupTimeout,
+				ConnIDs:          p.connIDs,
+				Metrics:          p.metrics,
+				Logger:           log,
+			})
+			p.listeners = append(p.listeners, &listenerRuntime{cfg: lc, srv: srv})
+			continue
+		}
 		srv := pg.NewServer(pg.Options{
 			Name:             lc.Name,
 			Route:            route,
@@ -151,7 +189,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 			Metrics:          p.metrics,
 			Logger:           log,
 		})
-		p.listeners = append(p.listeners, &listenerRuntime{cfg: lc, pg: srv})
+		p.listeners = append(p.listeners, &listenerRuntime{cfg: lc, srv: srv})
 	}
 	return p, nil
 }
@@ -204,7 +242,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			if err := l.pg.Serve(l.ln); err != nil {
+			if err := l.srv.Serve(l.ln); err != nil {
 				p.log.Error("listener stopped", "listener", l.cfg.Name, "err", err)
 			}
 		}()
@@ -269,7 +307,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := l.pg.Shutdown(ctx); err != nil {
+			if err := l.srv.Shutdown(ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("listener %s: %w", l.cfg.Name, err))
 				mu.Unlock()

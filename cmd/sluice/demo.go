@@ -15,9 +15,10 @@ import (
 	"github.com/sluicedb/sluice/integration/localcluster"
 )
 
-// runDemo starts a local PostgreSQL primary with two streaming replicas on
-// the ports the configuration names, then the proxy in front of them, and
-// tears everything down on Ctrl-C.
+// runDemo starts, for every cluster of the configuration, a local
+// PostgreSQL primary with streaming replicas or a MariaDB primary with GTID
+// replicas on the ports the configuration names, then the proxy in front of
+// them, and tears everything down on Ctrl-C.
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	path, ok := configFlag("demo", args, stderr)
 	if !ok {
@@ -36,7 +37,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	for _, u := range cfg.Users {
 		users = append(users, localcluster.User{Name: u.Name, Password: u.Password})
 	}
-	var clusters []*localcluster.PostgresCluster
+	var clusters []interface{ Stop() error }
 	defer func() {
 		for _, c := range clusters {
 			if err := c.Stop(); err != nil {
@@ -45,7 +46,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	for name, cc := range cfg.Clusters {
-		if cc.Protocol != "postgres" {
+		if cc.Protocol != config.ProtocolPostgres && cc.Protocol != config.ProtocolMySQL {
 			fmt.Fprintf(stderr, "demo: skipping cluster %s (protocol %s is not supported yet)\n", name, cc.Protocol)
 			continue
 		}
@@ -59,15 +60,39 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 			port, _ := strconv.Atoi(p)
 			ports = append(ports, port)
 		}
-		fmt.Fprintf(stdout, "starting PostgreSQL cluster %s: primary on port %d, %d replicas…\n", name, ports[0], len(ports)-1)
 		sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		c, err := localcluster.StartPostgres(sctx, localcluster.PostgresOptions{
-			Replicas:  len(ports) - 1,
-			Ports:     ports,
-			Users:     users,
-			Databases: []string{"app"},
-			Log:       func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) },
-		})
+		var c interface{ Stop() error }
+		if cc.Protocol == config.ProtocolMySQL {
+			fmt.Fprintf(stdout, "starting MariaDB cluster %s: primary on port %d, %d replicas…\n", name, ports[0], len(ports)-1)
+			replicas := len(ports) - 1
+			if replicas == 0 {
+				replicas = -1 // MariaDBOptions: negative means none
+			}
+			var mc *localcluster.MariaDBCluster
+			mc, err = localcluster.StartMariaDB(sctx, localcluster.MariaDBOptions{
+				Replicas:  replicas,
+				Ports:     ports,
+				Users:     users,
+				Databases: []string{"app"},
+				Log:       func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) },
+			})
+			if err == nil {
+				c = mc
+			}
+		} else {
+			fmt.Fprintf(stdout, "starting PostgreSQL cluster %s: primary on port %d, %d replicas…\n", name, ports[0], len(ports)-1)
+			var pc *localcluster.PostgresCluster
+			pc, err = localcluster.StartPostgres(sctx, localcluster.PostgresOptions{
+				Replicas:  len(ports) - 1,
+				Ports:     ports,
+				Users:     users,
+				Databases: []string{"app"},
+				Log:       func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) },
+			})
+			if err == nil {
+				c = pc
+			}
+		}
 		cancel()
 		if err != nil {
 			fmt.Fprintf(stderr, "demo: starting cluster %s: %v\n", name, err)
@@ -78,11 +103,13 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	u := cfg.Users[0]
 	fmt.Fprintln(stdout, "\nSluice is starting. Connect with:")
 	for _, l := range cfg.Listeners {
-		if l.Protocol != "postgres" {
-			continue
-		}
 		host, port, _ := net.SplitHostPort(l.Address)
-		fmt.Fprintf(stdout, "  %-7s psql \"postgres://%s:%s@%s:%s/app\"\n", l.Route+":", u.Name, u.Password, host, port)
+		switch l.Protocol {
+		case config.ProtocolPostgres:
+			fmt.Fprintf(stdout, "  %-7s psql \"postgres://%s:%s@%s:%s/app\"\n", l.Route+":", u.Name, u.Password, host, port)
+		case config.ProtocolMySQL:
+			fmt.Fprintf(stdout, "  %-7s mariadb --protocol=tcp -h %s -P %s -u%s -p%s app\n", l.Route+":", host, port, u.Name, u.Password)
+		}
 	}
 	if cfg.HTTP.Address != "" {
 		fmt.Fprintf(stdout, "  status: curl http://%s/status   metrics: curl http://%s/metrics\n", cfg.HTTP.Address, cfg.HTTP.Address)

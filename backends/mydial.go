@@ -1,0 +1,279 @@
+package backends
+
+import (
+	"bufio"
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/sluicedb/sluice/internal/mysqlwire"
+)
+
+// MySQLProfileCaps are the client capabilities whose presence changes the
+// layout of results (or which statements are accepted). A backend
+// connection is dialed with exactly the client's choice of these, so that
+// its results can be relayed to that client untouched.
+const MySQLProfileCaps = mysqlwire.ClientFoundRows | mysqlwire.ClientMultiStatements |
+	mysqlwire.ClientMultiResults | mysqlwire.ClientPSMultiResults | mysqlwire.ClientDeprecateEOF |
+	mysqlwire.ClientInteractive | mysqlwire.ClientIgnoreSpace
+
+// mysqlBaseCaps are always requested from a backend. ClientMySQL (bit 0)
+// is set, so a MariaDB server uses no extended capabilities (no
+// CACHE_METADATA, no progress reports, no COM_MULTI, no bulk execution).
+// Compression, query attributes, session tracking, LOCAL INFILE and
+// optional result set metadata are never asked for.
+const mysqlBaseCaps = mysqlwire.ClientMySQL | mysqlwire.ClientLongFlag | mysqlwire.ClientProtocol41 |
+	mysqlwire.ClientTransactions | mysqlwire.ClientSecureConnection | mysqlwire.ClientPluginAuth |
+	mysqlwire.ClientPluginAuthLenencClientData | mysqlwire.ClientConnectAttrs
+
+// MySQLDialConfig describes one backend connection.
+type MySQLDialConfig struct {
+	Addr     string
+	User     string
+	Password string
+	Database string // "" for none
+	// Caps holds the client profile (only the MySQLProfileCaps bits are
+	// used).
+	Caps uint64
+	// Charset is the collation id sent in the handshake response (default
+	// utf8mb4_general_ci).
+	Charset byte
+	// Timeout bounds connecting and authenticating when ctx has no
+	// deadline (default 5s).
+	Timeout time.Duration
+}
+
+// MySQLConn is an authenticated backend connection in the command phase.
+// Backend TLS is not implemented yet (connections are plain TCP).
+type MySQLConn struct {
+	Conn net.Conn
+	R    *mysqlwire.PacketReader
+	W    *bufio.Writer
+	// ThreadID is the server's connection id (the target of KILL).
+	ThreadID uint32
+	// Caps are the negotiated capabilities.
+	Caps uint64
+	// ServerVersion is the server's version string.
+	ServerVersion string
+	// Status is the status flags of the OK that ended authentication.
+	Status uint16
+}
+
+// Close closes the connection without a COM_QUIT.
+func (c *MySQLConn) Close() error { return c.Conn.Close() }
+
+// AsMySQLError returns the server's ERR packet carried by err, if any.
+func AsMySQLError(err error) (*mysqlwire.ERRPacket, bool) {
+	var e *mysqlwire.ERRPacket
+	if errors.As(err, &e) {
+		return e, true
+	}
+	return nil, false
+}
+
+// DialMySQL connects to a MySQL or MariaDB server and authenticates with
+// mysql_native_password or caching_sha2_password (full authentication with
+// the server's RSA public key). A refusal by the server is returned as an
+// error wrapping *mysqlwire.ERRPacket.
+func DialMySQL(ctx context.Context, cfg MySQLDialConfig) (*MySQLConn, error) {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("mysql %s: %w", cfg.Addr, err)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+		tc.SetKeepAlive(true)
+	}
+	dl, _ := ctx.Deadline()
+	nc.SetDeadline(dl)
+	c := &MySQLConn{
+		Conn: nc,
+		R:    mysqlwire.NewPacketReader(bufio.NewReaderSize(nc, 16<<10)),
+		W:    bufio.NewWriterSize(nc, 16<<10),
+	}
+	c.R.SetMaxPayload(1 << 30)
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	err = c.handshake(cfg)
+	stop()
+	if err != nil {
+		nc.Close()
+		if _, ok := AsMySQLError(err); ok {
+			return nil, err
+		}
+		return nil, fmt.Errorf("mysql %s: %w", cfg.Addr, err)
+	}
+	nc.SetDeadline(time.Time{})
+	return c, nil
+}
+
+func (c *MySQLConn) writePacket(seq byte, payload []byte) error {
+	b, _ := mysqlwire.AppendPacket(nil, seq, payload)
+	if _, err := c.W.Write(b); err != nil {
+		return err
+	}
+	return c.W.Flush()
+}
+
+func (c *MySQLConn) handshake(cfg MySQLDialConfig) error {
+	seq, payload, err := c.R.ReadPacket()
+	if err != nil {
+		return err
+	}
+	h, err := mysqlwire.ParseHandshake(payload)
+	if err != nil {
+		return err
+	}
+	c.ThreadID = h.ConnectionID
+	c.ServerVersion = h.ServerVersion
+	want := mysqlBaseCaps | (cfg.Caps & MySQLProfileCaps)
+	if cfg.Database != "" {
+		want |= mysqlwire.ClientConnectWithDB
+	}
+	caps := want & (h.Capabilities | mysqlwire.ClientMySQL)
+	caps &= 0xffffffff
+	if caps&mysqlwire.ClientProtocol41 == 0 || caps&mysqlwire.ClientPluginAuth == 0 {
+		return errors.New("server does not support protocol 4.1 with pluggable authentication")
+	}
+	c.Caps = caps
+	charset := cfg.Charset
+	if charset == 0 {
+		charset = byte(mysqlwire.CollationUTF8MB4GeneralCI)
+	}
+	scramble := h.AuthPluginData
+	plugin := h.AuthPluginName
+	if plugin != mysqlwire.AuthNativePassword && plugin != mysqlwire.AuthCachingSHA2Password {
+		plugin = mysqlwire.AuthNativePassword // the server will switch us if it disagrees
+	}
+	resp := &mysqlwire.HandshakeResponse{
+		Capabilities:   caps,
+		MaxPacketSize:  1 << 24,
+		CharacterSet:   charset,
+		Username:       cfg.User,
+		AuthResponse:   authResponse(plugin, scramble, cfg.Password),
+		Database:       cfg.Database,
+		AuthPluginName: plugin,
+		ConnectAttrs:   map[string]string{"program_name": "sluice"},
+	}
+	if err := c.writePacket(seq+1, resp.Append(nil)); err != nil {
+		return err
+	}
+	var pub *rsa.PublicKey
+	for {
+		seq, payload, err = c.R.ReadPacket()
+		if err != nil {
+			return err
+		}
+		if len(payload) == 0 {
+			return errors.New("empty packet during authentication")
+		}
+		switch payload[0] {
+		case mysqlwire.OKHeader:
+			ok, err := mysqlwire.ParseOK(payload, caps)
+			if err != nil {
+				return err
+			}
+			c.Status = ok.Status
+			return nil
+		case mysqlwire.ERRHeader:
+			e, err := mysqlwire.ParseERR(payload)
+			if err != nil {
+				return err
+			}
+			return &e
+		case mysqlwire.AuthSwitchRequestHeader:
+			p, data, err := mysqlwire.ParseAuthSwitchRequest(payload)
+			if err != nil {
+				return err
+			}
+			if p != mysqlwire.AuthNativePassword && p != mysqlwire.AuthCachingSHA2Password {
+				return fmt.Errorf("server asks for unsupported authentication plugin %q", p)
+			}
+			plugin, scramble = p, append([]byte(nil), data...)
+			if err := c.writePacket(seq+1, authResponse(plugin, scramble, cfg.Password)); err != nil {
+				return err
+			}
+		case mysqlwire.AuthMoreDataHeader:
+			data, _ := mysqlwire.ParseAuthMoreData(payload)
+			if plugin != mysqlwire.AuthCachingSHA2Password {
+				return errors.New("unexpected AuthMoreData")
+			}
+			switch {
+			case len(data) == 1 && data[0] == mysqlwire.CachingSHA2FastAuthSuccess:
+				// an OK follows
+			case len(data) == 1 && data[0] == mysqlwire.CachingSHA2PerformFullAuth:
+				if err := c.writePacket(seq+1, []byte{mysqlwire.CachingSHA2RequestPublicKey}); err != nil {
+					return err
+				}
+			default:
+				// The server's public key.
+				if pub, err = mysqlwire.ParsePublicKeyPEM(data); err != nil {
+					return err
+				}
+				enc, err := mysqlwire.EncryptPasswordRSA(pub, []byte(cfg.Password), scramble)
+				if err != nil {
+					return err
+				}
+				if err := c.writePacket(seq+1, enc); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("unexpected packet 0x%02x during authentication", payload[0])
+		}
+	}
+}
+
+func authResponse(plugin string, scramble []byte, password string) []byte {
+	if password == "" {
+		return []byte{}
+	}
+	if plugin == mysqlwire.AuthCachingSHA2Password {
+		return mysqlwire.ScrambleCachingSHA2(scramble, []byte(password))
+	}
+	return mysqlwire.ScrambleNativePassword(scramble, []byte(password))
+}
+
+// KillMySQL runs KILL QUERY <thread> (or KILL CONNECTION with
+// connection) on the server at addr over a new connection.
+func KillMySQL(ctx context.Context, cfg MySQLDialConfig, thread uint32, connection bool) error {
+	cfg.Database = ""
+	cfg.Caps = 0
+	c, err := DialMySQL(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.Conn.SetDeadline(dl)
+	}
+	kind := "QUERY"
+	if connection {
+		kind = "CONNECTION"
+	}
+	q := append([]byte{mysqlwire.ComQuery}, fmt.Sprintf("KILL %s %d", kind, thread)...)
+	if err := c.writePacket(0, q); err != nil {
+		return err
+	}
+	_, payload, err := c.R.ReadPacket()
+	if err != nil {
+		return err
+	}
+	if mysqlwire.IsERR(payload) {
+		e, _ := mysqlwire.ParseERR(payload)
+		return &e
+	}
+	c.writePacket(0, []byte{mysqlwire.ComQuit})
+	return nil
+}

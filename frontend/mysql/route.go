@@ -1,0 +1,173 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/internal/mysqlwire"
+	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/topology"
+)
+
+// pick chooses the backend connection for a command of class cls.
+func (s *session) pick(cls router.Class) (*bconn, error) {
+	o := &s.srv.opts
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return nil, errClosing
+	}
+	if cur := s.cur; cur != nil && !cur.dead && s.inTx() {
+		return cur, nil
+	}
+	if p := s.pinnedTo; p != nil && !p.dead {
+		return p, nil
+	}
+	st := router.State{Pinned: s.pinned != "" || cls.Pin != ""}
+	t := router.Decide(o.Route, cls, st)
+	ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout)
+	defer cancel()
+	if t == router.TargetWriter {
+		return s.writerConn(ctx)
+	}
+	return s.readerConn(ctx)
+}
+
+// writerConn returns the session's connection to the current writer,
+// waiting for one (up to ctx) when none is known.
+func (s *session) writerConn(ctx context.Context) (*bconn, error) {
+	cl := s.srv.opts.Cluster
+	idx, b, ok := cl.Writer()
+	if !ok {
+		var err error
+		idx, b, err = cl.WaitWriter(ctx)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s.connTo(ctx, idx, b, router.TargetWriter)
+}
+
+// readerConn returns a connection to a replica that may serve the
+// session's next read (with read-your-writes: one that has replayed the
+// session's last write), else the writer if allowed.
+func (s *session) readerConn(ctx context.Context) (*bconn, error) {
+	o := &s.srv.opts
+	cl := o.Cluster
+	var minPos uint64
+	if o.ReadYourWrites && o.Route == router.RouteAuto {
+		if s.needCapture {
+			if err := s.capture(ctx); err != nil {
+				// The write's position is unknown: the writer serves the read.
+				s.srv.rywFallbacks.Inc()
+				return s.writerConn(ctx)
+			}
+		}
+		minPos = s.lastWritePos
+	}
+	if s.readerIdx >= 0 && cl.ReaderUsable(s.readerIdx, minPos) {
+		b := cl.Snapshot().Backends[s.readerIdx]
+		if bc, err := s.connTo(ctx, s.readerIdx, b, router.TargetReader); err == nil {
+			return bc, nil
+		}
+	}
+	avoid := -1
+	for range 3 {
+		idx, b, ok := cl.PickReader(minPos, avoid)
+		if !ok {
+			break
+		}
+		bc, err := s.connTo(ctx, idx, b, router.TargetReader)
+		if err == nil {
+			s.readerIdx = idx
+			return bc, nil
+		}
+		if _, isMy := backends.AsMySQLError(err); isMy {
+			return nil, err // the server refused us (unknown database, access): say so
+		}
+		avoid = idx
+	}
+	if minPos > 0 {
+		if _, _, any := cl.PickReader(0, -1); any {
+			s.srv.rywFallbacks.Inc()
+			return s.writerConn(ctx)
+		}
+	}
+	if o.FallbackToWriter {
+		return s.writerConn(ctx)
+	}
+	return nil, errNoReader
+}
+
+// connTo returns the session's connection to backend idx, dialing one if
+// the session has none (or one to another address).
+func (s *session) connTo(ctx context.Context, idx int, b topology.Backend, t router.Target) (*bconn, error) {
+	s.mu.Lock()
+	bc := s.conns[idx]
+	s.mu.Unlock()
+	if bc == nil || bc.dead || bc.addr != b.Addr {
+		var err error
+		if bc, err = s.dial(ctx, idx, b.Addr); err != nil {
+			return nil, err
+		}
+	}
+	bc.target = t
+	return bc, nil
+}
+
+// dial opens a backend connection for this session.
+func (s *session) dial(ctx context.Context, idx int, addr string) (*bconn, error) {
+	o := &s.srv.opts
+	cl := o.Cluster
+	m := o.Metrics
+	mc, err := backends.DialMySQL(ctx, backends.MySQLDialConfig{
+		Addr:     addr,
+		User:     s.user,
+		Password: s.password,
+		Database: s.database,
+		Caps:     s.caps,
+		Charset:  s.charset,
+		Timeout:  o.ConnectTimeout,
+	})
+	if err != nil {
+		m.BackendDials.WithLabelValues(cl.Name(), addr, "error").Inc()
+		return nil, err
+	}
+	if want := s.caps & backends.MySQLProfileCaps; mc.Caps&backends.MySQLProfileCaps != want {
+		// Results could not be relayed untouched.
+		mc.Close()
+		m.BackendDials.WithLabelValues(cl.Name(), addr, "error").Inc()
+		return nil, fmt.Errorf("backend %s does not support the client's %s", addr,
+			mysqlwire.FormatCapabilities(want&^mc.Caps))
+	}
+	m.BackendDials.WithLabelValues(cl.Name(), addr, "ok").Inc()
+	bc := &bconn{idx: idx, addr: addr, mc: mc, db: s.database}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		mc.Close()
+		return nil, errClosing
+	}
+	old := s.conns[idx]
+	s.conns[idx] = bc
+	s.mu.Unlock()
+	if old != nil {
+		s.retire(old)
+	}
+	cl.Acquire(idx)
+	m.BackendConnections.WithLabelValues(cl.Name(), addr).Inc()
+	return bc, nil
+}
+
+// retire drops a replaced backend connection.
+func (s *session) retire(bc *bconn) {
+	if !bc.dead {
+		s.writeBackend(bc, []byte{0x01}, true) // COM_QUIT
+	}
+	s.lost(bc)
+	cl := s.srv.opts.Cluster
+	cl.Release(bc.idx)
+	s.srv.opts.Metrics.BackendConnections.WithLabelValues(cl.Name(), bc.addr).Dec()
+}

@@ -1,0 +1,948 @@
+package mysql
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/health"
+	"github.com/sluicedb/sluice/internal/mysqlwire"
+	"github.com/sluicedb/sluice/router"
+)
+
+// stmt is a prepared statement as the client sees it. It is prepared on a
+// backend connection when first executed there.
+type stmt struct {
+	query     string
+	cls       router.Class
+	numParams int
+	state     mysqlwire.StmtState
+	typesVer  int               // incremented whenever the client binds new types
+	longData  [][]byte          // COM_STMT_SEND_LONG_DATA payloads since the last execution
+	ids       map[*bconn]uint32 // the backend's statement id on each connection
+	typed     map[*bconn]int    // typesVer last sent on each connection
+	last      *bconn            // where it last executed (COM_STMT_FETCH, COM_STMT_RESET)
+	exec      mysqlwire.StmtExecute
+	scratch   []byte
+}
+
+// bconn is one backend connection of a session. Owned by the session
+// goroutine, except dead/mc.Conn.Close, which others may use under s.mu.
+type bconn struct {
+	idx        int
+	addr       string
+	mc         *backends.MySQLConn
+	target     router.Target
+	db         string
+	setVersion uint64
+	multiOff   bool
+	dead       bool
+}
+
+type setting struct{ name, text string }
+
+// session is one client connection after a successful login.
+type session struct {
+	srv      *Server
+	id       uint32
+	conn     net.Conn
+	br       *bufio.Reader
+	cr       *mysqlwire.PacketReader
+	cw       *bufio.Writer
+	cwErr    error
+	caps     uint64
+	charset  byte
+	user     string
+	database string
+	password string
+
+	// Owned by the session goroutine.
+	stmts        map[uint32]*stmt
+	nextStmt     uint32
+	status       uint16
+	cur          *bconn
+	pinned       router.PinReason
+	pinnedTo     *bconn
+	sets         []setting
+	setVersion   uint64
+	multiOff     bool
+	lastWritePos uint64
+	needCapture  bool   // a write's GTID is still to be learned (read-your-writes)
+	captureOn    *bconn // the connection that wrote
+	readerIdx    int
+
+	mu       sync.Mutex
+	conns    map[int]*bconn
+	busy     *bconn // executing the client's command right now (KILL QUERY)
+	waiting  bool   // waiting for the client's next command outside a transaction
+	closing  bool
+	drain    bool
+	cleaned  bool
+	closeOne sync.Once
+}
+
+var (
+	errNoReader    = errors.New("no healthy replica is available")
+	errClosing     = errors.New("session is closing")
+	errBackendLost = errors.New("lost connection to the backend")
+)
+
+// inTx reports whether the server holds a transaction open for the session
+// (or autocommit is off, which makes every statement part of one).
+func (s *session) inTx() bool {
+	return s.status&mysqlwire.ServerStatusInTrans != 0 || s.status&mysqlwire.ServerStatusAutocommit == 0
+}
+
+// writePacket frames payload to the client.
+func (s *session) writePacket(seq byte, payload []byte) {
+	if s.cwErr != nil {
+		return
+	}
+	b := make([]byte, 0, len(payload)+mysqlwire.HeaderSize)
+	b, _ = mysqlwire.AppendPacket(b, seq, payload)
+	s.writeRaw(b)
+}
+
+func (s *session) writeRaw(raw []byte) {
+	if s.cwErr != nil {
+		return
+	}
+	if _, err := s.cw.Write(raw); err != nil {
+		s.cwErr = err
+	}
+}
+
+func (s *session) flush() error {
+	if s.cwErr != nil {
+		return s.cwErr
+	}
+	if err := s.cw.Flush(); err != nil {
+		s.cwErr = err
+	}
+	return s.cwErr
+}
+
+func (s *session) sendERR(seq byte, code uint16, msg string) {
+	s.writePacket(seq, mysqlwire.AppendERR(nil, mysqlwire.NewERR(code, msg), s.caps))
+}
+
+func (s *session) sendOK(seq byte) {
+	s.writePacket(seq, mysqlwire.AppendOK(nil, mysqlwire.OKPacket{Status: s.status}, s.caps))
+}
+
+// sendEOF sends the packet that ends a column or row stream in the
+// client's format.
+func (s *session) sendEOF(seq byte) {
+	if s.caps&mysqlwire.ClientDeprecateEOF != 0 {
+		s.writePacket(seq, mysqlwire.AppendOK(nil, mysqlwire.OKPacket{Header: mysqlwire.EOFHeader, Status: s.status}, s.caps))
+	} else {
+		s.writePacket(seq, mysqlwire.AppendEOF(nil, mysqlwire.EOFPacket{Status: s.status}))
+	}
+}
+
+// sendError answers a command that could not be routed or sent.
+func (s *session) sendError(err error) {
+	if me, ok := backends.AsMySQLError(err); ok {
+		s.writePacket(1, mysqlwire.AppendERR(nil, *me, s.caps))
+		return
+	}
+	s.sendERR(1, mysqlwire.ERUnknownError, err.Error())
+}
+
+// run is the session goroutine: it serves commands until the client leaves
+// or the session is closed.
+func (s *session) run() {
+	defer s.closeBackends()
+	defer s.close()
+	for {
+		if s.flush() != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.drain && !s.inTx() || s.closing {
+			s.mu.Unlock()
+			return
+		}
+		s.waiting = !s.inTx()
+		s.mu.Unlock()
+		seq, payload, err := s.cr.ReadPacket()
+		s.mu.Lock()
+		s.waiting = false
+		s.mu.Unlock()
+		if err != nil {
+			if errors.Is(err, mysqlwire.ErrPacketTooLarge) {
+				s.srv.opts.Metrics.ProtocolErrors.WithLabelValues(s.srv.opts.Name, "too_large").Inc()
+				s.sendERR(seq+1, mysqlwire.ERNetPacketTooLarge, "Got a packet bigger than 'max_allowed_packet' bytes")
+				s.flush()
+				s.discardPacket()
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.srv.log.Debug("client read failed", "err", err)
+			}
+			return
+		}
+		if seq != 0 || len(payload) == 0 {
+			s.srv.opts.Metrics.ProtocolErrors.WithLabelValues(s.srv.opts.Name, "malformed").Inc()
+			s.sendERR(seq+1, mysqlwire.ERHandshakeError, "Malformed packet")
+			s.flush()
+			return
+		}
+		if !s.dispatch(payload) {
+			s.flush()
+			return
+		}
+	}
+}
+
+// discardPacket reads and drops the rest of an oversized packet (bounded
+// in size and time), so that a client still sending it reads the ERR
+// instead of a connection reset.
+func (s *session) discardPacket() {
+	s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for total := 0; total < 1<<30; {
+		h, err := s.br.Peek(mysqlwire.HeaderSize)
+		if err != nil {
+			return
+		}
+		n := int(h[0]) | int(h[1])<<8 | int(h[2])<<16
+		if _, err := s.br.Discard(mysqlwire.HeaderSize + n); err != nil {
+			return
+		}
+		total += n
+		if n < mysqlwire.MaxChunk {
+			return
+		}
+	}
+}
+
+// dispatch serves one command; false ends the session.
+func (s *session) dispatch(p []byte) bool {
+	switch p[0] {
+	case mysqlwire.ComQuit:
+		return false
+	case mysqlwire.ComPing:
+		s.sendOK(1)
+	case mysqlwire.ComQuery:
+		return s.query(p)
+	case mysqlwire.ComInitDB:
+		return s.initDB(p)
+	case mysqlwire.ComSetOption:
+		if len(p) != 3 {
+			s.sendERR(1, mysqlwire.ERUnknownComError, "Malformed COM_SET_OPTION")
+			return false
+		}
+		opt := uint16(p[1]) | uint16(p[2])<<8
+		if opt > mysqlwire.SetOptionMultiStatementsOff {
+			s.sendERR(1, mysqlwire.ERUnknownComError, "Unknown option")
+			return true
+		}
+		s.multiOff = opt == mysqlwire.SetOptionMultiStatementsOff
+		if s.cur != nil && !s.cur.dead {
+			if err := s.sync(s.cur); err != nil {
+				s.sendError(err)
+				return true
+			}
+		}
+		s.sendEOF(1)
+	case mysqlwire.ComResetConnection:
+		s.resetConnection()
+	case mysqlwire.ComFieldList, mysqlwire.ComStatistics:
+		return s.simple(p)
+	case mysqlwire.ComStmtPrepare:
+		return s.prepare(p)
+	case mysqlwire.ComStmtExecute:
+		return s.execute(p)
+	case mysqlwire.ComStmtSendLongData:
+		id, param, _, err := mysqlwire.ParseStmtSendLongData(p)
+		if err != nil {
+			s.sendERR(1, mysqlwire.ERUnknownComError, "Malformed COM_STMT_SEND_LONG_DATA")
+			return false
+		}
+		if st := s.stmts[id]; st != nil {
+			st.state.MarkLongData(int(param))
+			st.longData = append(st.longData, append([]byte(nil), p...))
+		}
+	case mysqlwire.ComStmtClose:
+		id, ok := mysqlwire.StatementID(p)
+		if !ok {
+			return false
+		}
+		if st := s.stmts[id]; st != nil {
+			for bc, bid := range st.ids {
+				if !bc.dead {
+					s.writeBackend(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtClose, bid), false)
+				}
+			}
+			delete(s.stmts, id)
+		}
+	case mysqlwire.ComStmtReset:
+		return s.stmtReset(p)
+	case mysqlwire.ComStmtFetch:
+		return s.fetch(p)
+	default:
+		s.sendERR(1, mysqlwire.ERUnknownComError, fmt.Sprintf("Command 0x%02x is not supported by Sluice", p[0]))
+	}
+	return true
+}
+
+// query serves COM_QUERY.
+func (s *session) query(p []byte) bool {
+	o := &s.srv.opts
+	q := string(p[1:])
+	if id, conn, ok := parseKill(q); ok {
+		return s.kill(id, conn)
+	}
+	if isConnectionIDQuery(q) {
+		s.connectionIDResult()
+		return true
+	}
+	cls := o.Classifier.Classify(q)
+	var bc *bconn
+	if isDiagnostics(q) && s.cur != nil && !s.cur.dead {
+		// SHOW WARNINGS / ERRORS describe the previous statement: ask the
+		// connection that ran it.
+		bc, cls = s.cur, router.Class{Statements: 1}
+	} else {
+		var err error
+		if bc, err = s.pick(cls); err != nil {
+			s.sendError(err)
+			return true
+		}
+	}
+	wasInTx := s.inTx()
+	ok, alive := s.run1(bc, p, resultKind)
+	if !alive {
+		return false
+	}
+	if ok {
+		if cls.SessionSet {
+			s.applyOps(bc, o.Classifier.SessionOps(q))
+		}
+		if cls.Pin != "" && s.pinned == "" {
+			s.pinned, s.pinnedTo = cls.Pin, bc
+			o.Metrics.Pins.WithLabelValues(o.Name, string(cls.Pin)).Inc()
+		}
+	}
+	s.afterWrite(bc, cls.Write || cls.Tx == router.TxCommit || wasInTx)
+	return true
+}
+
+// run1 sends the client's command p to bc (after replaying session state)
+// and relays the response. ok reports a response without ERR; alive is
+// false when the session must end (the backend was lost mid-response).
+func (s *session) run1(bc *bconn, p []byte, kind int) (ok, alive bool) {
+	if err := s.sync(bc); err != nil {
+		s.sendError(err)
+		return false, true
+	}
+	if bc.target == router.TargetWriter {
+		s.srv.statWriter.Inc()
+	} else {
+		s.srv.statReader.Inc()
+	}
+	s.mu.Lock()
+	s.busy = bc
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.busy = nil
+		s.mu.Unlock()
+	}()
+	if err := s.writeBackend(bc, p, true); err != nil {
+		s.sendError(errBackendLost)
+		return false, true
+	}
+	s.cur = bc
+	var relayed bool
+	var err error
+	switch kind {
+	case resultKind:
+		ok, relayed, err = s.relayResult(bc)
+	case singleKind:
+		ok, relayed, err = s.relayOne(bc)
+	case fieldListKind:
+		ok, relayed, err = s.relayUntilEOF(bc)
+	}
+	if err != nil {
+		inTx := s.inTx()
+		s.lost(bc)
+		if relayed {
+			return false, false
+		}
+		s.sendError(errBackendLost)
+		// A transaction open on the lost connection is gone: end the
+		// session, as the server's own disconnect would.
+		return false, !inTx
+	}
+	return ok, true
+}
+
+const (
+	resultKind = iota
+	singleKind
+	fieldListKind
+	rowsKind
+)
+
+// lost marks bc dead after an I/O error.
+func (s *session) lost(bc *bconn) {
+	s.mu.Lock()
+	bc.dead = true
+	s.mu.Unlock()
+	bc.mc.Close()
+	if s.cur == bc {
+		s.cur = nil
+		s.status = mysqlwire.ServerStatusAutocommit
+	}
+	if s.pinnedTo == bc {
+		s.pinnedTo = nil
+	}
+}
+
+// writeBackend sends one command packet (sequence 0) to bc.
+func (s *session) writeBackend(bc *bconn, p []byte, flush bool) error {
+	b, _ := mysqlwire.AppendPacket(nil, 0, p)
+	_, err := bc.mc.W.Write(b)
+	if err == nil && flush {
+		err = bc.mc.W.Flush()
+	}
+	if err != nil {
+		s.lost(bc)
+	}
+	return err
+}
+
+// relayResult relays the response to COM_QUERY or COM_STMT_EXECUTE: any
+// number of results (OK, ERR, or result set) chained by
+// SERVER_MORE_RESULTS_EXISTS. relayed reports whether anything reached the
+// client (an error after that cannot be answered cleanly).
+func (s *session) relayResult(bc *bconn) (ok, relayed bool, err error) {
+	r := bc.mc.R
+	caps := s.caps
+	for {
+		raw, err := r.ReadRawPacket()
+		if err != nil {
+			return false, relayed, err
+		}
+		payload := raw[mysqlwire.HeaderSize:]
+		if len(payload) == 0 {
+			return false, relayed, errors.New("empty packet from backend")
+		}
+		switch payload[0] {
+		case mysqlwire.ERRHeader:
+			s.writeRaw(raw)
+			return false, true, nil
+		case mysqlwire.OKHeader:
+			s.writeRaw(raw)
+			relayed = true
+			st, _ := mysqlwire.StatusFlags(payload, caps)
+			s.status = st
+			if st&mysqlwire.ServerMoreResultsExists != 0 {
+				continue
+			}
+			return true, true, nil
+		case mysqlwire.LocalInfileHeader:
+			// Not negotiated with the backend: should not happen.
+			return false, relayed, errors.New("unexpected LOCAL INFILE request")
+		}
+		n, isCount := mysqlwire.ParseColumnCount(payload)
+		if !isCount {
+			return false, relayed, fmt.Errorf("unexpected packet 0x%02x from backend", payload[0])
+		}
+		s.writeRaw(raw)
+		relayed = true
+		defs := int(n)
+		if caps&mysqlwire.ClientDeprecateEOF == 0 {
+			defs++
+		}
+		for range defs {
+			raw, err := r.ReadRawPacket()
+			if err != nil {
+				return false, true, err
+			}
+			s.writeRaw(raw)
+		}
+		st, more, err := s.relayRows(bc)
+		if err != nil {
+			return false, true, err
+		}
+		if !more {
+			return st, true, nil
+		}
+	}
+}
+
+// relayRows relays rows up to and including the EOF (or OK) packet that
+// ends them, or an ERR. more reports SERVER_MORE_RESULTS_EXISTS.
+func (s *session) relayRows(bc *bconn) (ok, more bool, err error) {
+	r := bc.mc.R
+	cont := false
+	for {
+		raw, err := r.ReadRawPacket()
+		if err != nil {
+			return false, false, err
+		}
+		s.writeRaw(raw)
+		n := len(raw) - mysqlwire.HeaderSize
+		payload := raw[mysqlwire.HeaderSize:]
+		if !cont && n > 0 {
+			if payload[0] == mysqlwire.ERRHeader {
+				return false, false, nil
+			}
+			if mysqlwire.IsEOF(payload, s.caps) {
+				st, _ := mysqlwire.StatusFlags(payload, s.caps)
+				s.status = st
+				return true, st&mysqlwire.ServerMoreResultsExists != 0, nil
+			}
+		}
+		cont = n == mysqlwire.MaxChunk
+	}
+}
+
+// relayOne relays a one-packet response.
+func (s *session) relayOne(bc *bconn) (ok, relayed bool, err error) {
+	raw, err := bc.mc.R.ReadRawPacket()
+	if err != nil {
+		return false, false, err
+	}
+	s.writeRaw(raw)
+	payload := raw[mysqlwire.HeaderSize:]
+	if st, isOK := mysqlwire.StatusFlags(payload, s.caps); isOK {
+		s.status = st
+	}
+	return !mysqlwire.IsERR(payload), true, nil
+}
+
+// relayUntilEOF relays the response to COM_FIELD_LIST.
+func (s *session) relayUntilEOF(bc *bconn) (ok, relayed bool, err error) {
+	for {
+		raw, err := bc.mc.R.ReadRawPacket()
+		if err != nil {
+			return false, relayed, err
+		}
+		s.writeRaw(raw)
+		relayed = true
+		payload := raw[mysqlwire.HeaderSize:]
+		if mysqlwire.IsERR(payload) {
+			return false, true, nil
+		}
+		if mysqlwire.IsEOF(payload, s.caps) {
+			return true, true, nil
+		}
+	}
+}
+
+// exec runs a command of the proxy's own on bc and reads its response,
+// which must be a single OK/EOF or ERR packet.
+func (s *session) exec(bc *bconn, p []byte) error {
+	if err := s.writeBackend(bc, p, true); err != nil {
+		return errBackendLost
+	}
+	_, payload, err := bc.mc.R.ReadPacket()
+	if err != nil {
+		s.lost(bc)
+		return errBackendLost
+	}
+	if mysqlwire.IsERR(payload) {
+		e, _ := mysqlwire.ParseERR(payload)
+		return &e
+	}
+	if len(payload) > 0 && payload[0] != mysqlwire.OKHeader && payload[0] != mysqlwire.EOFHeader {
+		// A result set: drain it (the proxy's own commands never make one).
+		s.lost(bc)
+		return errBackendLost
+	}
+	return nil
+}
+
+// queryValue runs a query of the proxy's own that returns one row of one
+// column and returns that value.
+func (s *session) queryValue(bc *bconn, sql string) (string, error) {
+	if err := s.writeBackend(bc, append([]byte{mysqlwire.ComQuery}, sql...), true); err != nil {
+		return "", errBackendLost
+	}
+	r := bc.mc.R
+	_, payload, err := r.ReadPacket()
+	if err != nil {
+		s.lost(bc)
+		return "", errBackendLost
+	}
+	if mysqlwire.IsERR(payload) {
+		e, _ := mysqlwire.ParseERR(payload)
+		return "", &e
+	}
+	n, ok := mysqlwire.ParseColumnCount(payload)
+	if !ok || n != 1 {
+		s.lost(bc)
+		return "", errBackendLost
+	}
+	skip := 1
+	if s.caps&mysqlwire.ClientDeprecateEOF == 0 {
+		skip++
+	}
+	for range skip {
+		if _, _, err := r.ReadPacket(); err != nil {
+			s.lost(bc)
+			return "", errBackendLost
+		}
+	}
+	var val string
+	for {
+		_, payload, err := r.ReadPacket()
+		if err != nil {
+			s.lost(bc)
+			return "", errBackendLost
+		}
+		if mysqlwire.IsERR(payload) {
+			e, _ := mysqlwire.ParseERR(payload)
+			return "", &e
+		}
+		if mysqlwire.IsEOF(payload, s.caps) {
+			return val, nil
+		}
+		if b, _, ok := mysqlwire.ReadLenEncBytes(payload); ok {
+			val = string(b)
+		}
+	}
+}
+
+// sync replays the session state (database, SET statements, the
+// multi-statements option) on bc before it serves a command.
+func (s *session) sync(bc *bconn) error {
+	if s.database != "" && bc.db != s.database {
+		if err := s.exec(bc, append([]byte{mysqlwire.ComInitDB}, s.database...)); err != nil {
+			return err
+		}
+		bc.db = s.database
+	}
+	if bc.setVersion != s.setVersion {
+		for _, st := range s.sets {
+			if err := s.exec(bc, append([]byte{mysqlwire.ComQuery}, st.text...)); err != nil {
+				if _, isMy := backends.AsMySQLError(err); !isMy {
+					return err
+				}
+				s.srv.log.Warn("replaying session state failed", "backend", bc.addr, "statement", st.text, "err", err)
+			}
+		}
+		bc.setVersion = s.setVersion
+	}
+	if bc.multiOff != s.multiOff {
+		opt := mysqlwire.SetOptionMultiStatementsOn
+		if s.multiOff {
+			opt = mysqlwire.SetOptionMultiStatementsOff
+		}
+		if err := s.exec(bc, []byte{mysqlwire.ComSetOption, byte(opt), byte(opt >> 8)}); err != nil {
+			return err
+		}
+		bc.multiOff = s.multiOff
+	}
+	return nil
+}
+
+// applyOps records the session-state statements that just succeeded on bc.
+func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
+	changed := false
+	for _, op := range ops {
+		switch op.Kind {
+		case router.SessionUse:
+			s.database = op.Name
+			bc.db = op.Name
+		case router.SessionSet:
+			found := false
+			for i := range s.sets {
+				if s.sets[i].name == op.Name {
+					s.sets[i].text = op.Text
+					found = true
+				}
+			}
+			if !found {
+				s.sets = append(s.sets, setting{name: op.Name, text: op.Text})
+			}
+			changed = true
+		case router.SessionResetAll:
+			s.sets = nil
+			changed = true
+		}
+	}
+	if changed {
+		up := bc.setVersion == s.setVersion
+		s.setVersion++
+		if up {
+			bc.setVersion = s.setVersion
+		}
+	}
+}
+
+// afterWrite keeps read-your-writes: after a write on the writer, the
+// session's next read that would go to a replica first learns the GTID of
+// the session's last write (capture); replicas serve it only once they
+// have replayed that GTID. The capture is lazy so that nothing runs between
+// a write and a statement that reads its diagnostics (ROW_COUNT(),
+// SHOW WARNINGS) on the same connection.
+func (s *session) afterWrite(bc *bconn, wrote bool) {
+	o := &s.srv.opts
+	if !o.ReadYourWrites || o.Route != router.RouteAuto || bc.dead || bc.target != router.TargetWriter || !wrote {
+		return
+	}
+	s.needCapture = true
+	s.captureOn = bc
+}
+
+// capture learns the position a replica must have replayed before it may
+// serve the session's reads: @@last_gtid on the connection that wrote, or,
+// if that connection is gone, the writer's whole binlog position. It is
+// called outside transactions only.
+func (s *session) capture(ctx context.Context) error {
+	bc := s.captureOn
+	q := "SELECT @@last_gtid"
+	if bc == nil || bc.dead {
+		var err error
+		if bc, err = s.writerConn(ctx); err != nil {
+			return err
+		}
+		q = "SELECT @@GLOBAL.gtid_binlog_pos"
+	}
+	if err := s.sync(bc); err != nil {
+		return err
+	}
+	v, err := s.queryValue(bc, q)
+	if err != nil {
+		return err
+	}
+	s.needCapture, s.captureOn = false, nil
+	if pos := health.GTIDSequence(v, 0); pos > s.lastWritePos {
+		s.lastWritePos = pos
+	}
+	return nil
+}
+
+// isDiagnostics recognises SHOW WARNINGS, SHOW ERRORS and their COUNT(*)
+// forms.
+func isDiagnostics(q string) bool {
+	f := strings.Fields(q)
+	if len(f) < 2 || !strings.EqualFold(f[0], "SHOW") {
+		return false
+	}
+	w := strings.ToUpper(strings.TrimRight(f[1], ";"))
+	return w == "WARNINGS" || w == "ERRORS" || strings.HasPrefix(w, "COUNT")
+}
+
+// initDB serves COM_INIT_DB.
+func (s *session) initDB(p []byte) bool {
+	bc, err := s.pick(router.Class{})
+	if err != nil {
+		s.sendError(err)
+		return true
+	}
+	db := string(p[1:])
+	ok, alive := s.run1(bc, p, singleKind)
+	if ok {
+		s.database = db
+		bc.db = db
+	}
+	return alive
+}
+
+// simple serves COM_FIELD_LIST and COM_STATISTICS on any backend.
+func (s *session) simple(p []byte) bool {
+	bc, err := s.pick(router.Class{})
+	if err != nil {
+		s.sendError(err)
+		return true
+	}
+	kind := singleKind
+	if p[0] == mysqlwire.ComFieldList {
+		kind = fieldListKind
+	}
+	_, alive := s.run1(bc, p, kind)
+	return alive
+}
+
+// resetConnection serves COM_RESET_CONNECTION: every backend connection is
+// reset, and the session forgets its state.
+func (s *session) resetConnection() {
+	s.mu.Lock()
+	conns := make([]*bconn, 0, len(s.conns))
+	for _, bc := range s.conns {
+		if !bc.dead {
+			conns = append(conns, bc)
+		}
+	}
+	s.mu.Unlock()
+	s.sets = nil
+	s.setVersion++
+	for _, bc := range conns {
+		if err := s.exec(bc, []byte{mysqlwire.ComResetConnection}); err == nil {
+			bc.setVersion = s.setVersion
+		}
+	}
+	s.stmts = make(map[uint32]*stmt)
+	s.pinned, s.pinnedTo = "", nil
+	s.status = mysqlwire.ServerStatusAutocommit
+	s.sendOK(1)
+}
+
+// parseKill recognises KILL [HARD|SOFT] [QUERY|CONNECTION] <id>.
+func parseKill(q string) (id uint32, connection, ok bool) {
+	f := strings.Fields(strings.TrimRight(strings.TrimSpace(q), "; \t\r\n"))
+	if len(f) < 2 || !strings.EqualFold(f[0], "KILL") {
+		return 0, false, false
+	}
+	f = f[1:]
+	if len(f) > 1 && (strings.EqualFold(f[0], "HARD") || strings.EqualFold(f[0], "SOFT")) {
+		f = f[1:]
+	}
+	connection = true
+	if len(f) > 1 && strings.EqualFold(f[0], "QUERY") {
+		connection = false
+		f = f[1:]
+	} else if len(f) > 1 && strings.EqualFold(f[0], "CONNECTION") {
+		f = f[1:]
+	}
+	if len(f) != 1 {
+		return 0, false, false
+	}
+	n, err := strconv.ParseUint(f[0], 10, 32)
+	if err != nil {
+		return 0, false, false
+	}
+	return uint32(n), connection, true
+}
+
+// kill serves KILL with the proxy's connection ids: the statement the
+// target session is running is killed on its backend, and KILL CONNECTION
+// also ends the target session.
+func (s *session) kill(id uint32, connection bool) bool {
+	t := s.srv.opts.ConnIDs.lookup(id)
+	if t == nil {
+		s.sendERR(1, 1094, fmt.Sprintf("Unknown thread id: %d", id))
+		return true
+	}
+	t.mu.Lock()
+	user, password, gone := t.user, t.password, t.closing
+	t.mu.Unlock()
+	if gone {
+		s.sendERR(1, 1094, fmt.Sprintf("Unknown thread id: %d", id))
+		return true
+	}
+	if user != s.user {
+		s.sendERR(1, 1095, fmt.Sprintf("You are not owner of thread %d", id))
+		return true
+	}
+	t.mu.Lock()
+	bc := t.busy
+	var addr string
+	var thread uint32
+	if bc != nil {
+		addr, thread = bc.addr, bc.mc.ThreadID
+	}
+	t.mu.Unlock()
+	if bc != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ConnectTimeout)
+		err := backends.KillMySQL(ctx, backends.MySQLDialConfig{Addr: addr, User: user, Password: password}, thread, false)
+		cancel()
+		if err != nil {
+			s.srv.log.Warn("forwarding KILL failed", "backend", addr, "err", err)
+		}
+	}
+	if connection {
+		if t == s {
+			s.sendERR(1, mysqlwire.ERQueryInterrupted, "Connection was killed")
+			return false
+		}
+		t.close()
+	}
+	s.sendOK(1)
+	return true
+}
+
+// isConnectionIDQuery recognises SELECT CONNECTION_ID(), which Sluice
+// answers itself with the id it handed to the client (the one KILL takes).
+func isConnectionIDQuery(q string) bool {
+	q = strings.TrimRight(strings.TrimSpace(q), "; \t\r\n")
+	f := strings.Fields(q)
+	return len(f) == 2 && strings.EqualFold(f[0], "SELECT") && strings.EqualFold(strings.ReplaceAll(f[1], " ", ""), "CONNECTION_ID()")
+}
+
+func (s *session) connectionIDResult() {
+	seq := byte(1)
+	s.writePacket(seq, mysqlwire.AppendColumnCount(nil, 1))
+	seq++
+	col := mysqlwire.ColumnDefinition{
+		Name: "CONNECTION_ID()", CharacterSet: mysqlwire.CollationBinary, ColumnLength: 10,
+		Type: mysqlwire.TypeLongLong, Flags: mysqlwire.FlagNotNull | mysqlwire.FlagBinary | mysqlwire.FlagUnsigned | mysqlwire.FlagNum,
+	}
+	s.writePacket(seq, mysqlwire.AppendColumnDefinition(nil, &col, s.caps))
+	seq++
+	if s.caps&mysqlwire.ClientDeprecateEOF == 0 {
+		s.writePacket(seq, mysqlwire.AppendEOF(nil, mysqlwire.EOFPacket{Status: s.status}))
+		seq++
+	}
+	s.writePacket(seq, mysqlwire.AppendTextValue(nil, []byte(strconv.FormatUint(uint64(s.id), 10)), false))
+	seq++
+	s.sendEOF(seq)
+}
+
+// shutdownWhenIdle asks the session to end at its next idle moment.
+func (s *session) shutdownWhenIdle() {
+	s.mu.Lock()
+	s.drain = true
+	idle := s.waiting
+	s.mu.Unlock()
+	if idle {
+		s.close()
+	}
+}
+
+// close ends the session from any goroutine: the client connection and the
+// backend connections are closed, which ends the session goroutine.
+func (s *session) close() {
+	s.closeOne.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		for _, bc := range s.conns {
+			if s.busy == bc {
+				bc.mc.Close()
+			}
+		}
+		s.mu.Unlock()
+		if s.conn != nil {
+			s.conn.Close()
+		}
+	})
+}
+
+// closeBackends says goodbye to every backend connection. Called by the
+// goroutine that owns the session (at its end, or after a failed startup).
+func (s *session) closeBackends() {
+	s.mu.Lock()
+	if s.cleaned {
+		s.mu.Unlock()
+		return
+	}
+	s.cleaned = true
+	s.closing = true
+	conns := make([]*bconn, 0, len(s.conns))
+	for _, bc := range s.conns {
+		conns = append(conns, bc)
+	}
+	s.mu.Unlock()
+	cl := s.srv.opts.Cluster
+	for _, bc := range conns {
+		if !bc.dead {
+			bc.mc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			s.writeBackend(bc, []byte{mysqlwire.ComQuit}, true)
+		}
+		bc.mc.Close()
+		cl.Release(bc.idx)
+		s.srv.opts.Metrics.BackendConnections.WithLabelValues(cl.Name(), bc.addr).Dec()
+	}
+	s.srv.opts.ConnIDs.unregister(s.id)
+}

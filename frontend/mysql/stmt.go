@@ -1,0 +1,235 @@
+package mysql
+
+import (
+	"github.com/sluicedb/sluice/internal/mysqlwire"
+	"github.com/sluicedb/sluice/router"
+)
+
+// prepare serves COM_STMT_PREPARE: the statement is prepared on the
+// backend its class routes to, and the client gets an id of the session's
+// own; executions on other backends prepare it there first.
+func (s *session) prepare(p []byte) bool {
+	o := &s.srv.opts
+	q := string(p[1:])
+	cls := o.Classifier.Classify(q)
+	bc, err := s.pick(cls)
+	if err != nil {
+		s.sendError(err)
+		return true
+	}
+	if err := s.sync(bc); err != nil {
+		s.sendError(err)
+		return true
+	}
+	if err := s.writeBackend(bc, p, true); err != nil {
+		s.sendError(errBackendLost)
+		return true
+	}
+	s.cur = bc
+	r := bc.mc.R
+	raw, err := r.ReadRawPacket()
+	if err != nil {
+		s.lost(bc)
+		s.sendError(errBackendLost)
+		return true
+	}
+	payload := raw[mysqlwire.HeaderSize:]
+	if mysqlwire.IsERR(payload) {
+		s.writeRaw(raw)
+		return true
+	}
+	pok, err := mysqlwire.ParseStmtPrepareOK(payload, s.caps)
+	if err != nil {
+		s.lost(bc)
+		s.sendError(errBackendLost)
+		return true
+	}
+	s.nextStmt++
+	if s.nextStmt == 0 || s.nextStmt == mysqlwire.LastStatementID {
+		s.nextStmt = 1
+	}
+	id := s.nextStmt
+	st := &stmt{
+		query:     q,
+		cls:       cls,
+		numParams: int(pok.NumParams),
+		ids:       map[*bconn]uint32{bc: pok.StatementID},
+		typed:     make(map[*bconn]int),
+	}
+	st.state.NumParams = int(pok.NumParams)
+	s.stmts[id] = st
+	mysqlwire.SetPrepareOKStatementID(payload, id)
+	s.writeRaw(raw)
+	for range prepareTail(pok, s.caps) {
+		raw, err := r.ReadRawPacket()
+		if err != nil {
+			s.lost(bc)
+			return false // part of the answer went out: the stream cannot be repaired
+		}
+		s.writeRaw(raw)
+	}
+	return true
+}
+
+// prepareTail is the number of packets after COM_STMT_PREPARE_OK.
+func prepareTail(pok mysqlwire.StmtPrepareOK, caps uint64) int {
+	n := int(pok.NumParams) + int(pok.NumColumns)
+	if caps&mysqlwire.ClientDeprecateEOF == 0 {
+		if pok.NumParams > 0 {
+			n++
+		}
+		if pok.NumColumns > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// ensure prepares st on bc if needed and returns its id there. An ERR from
+// the backend is returned as the error.
+func (s *session) ensure(bc *bconn, st *stmt) (uint32, error) {
+	if id, ok := st.ids[bc]; ok {
+		return id, nil
+	}
+	if err := s.writeBackend(bc, append([]byte{mysqlwire.ComStmtPrepare}, st.query...), true); err != nil {
+		return 0, errBackendLost
+	}
+	r := bc.mc.R
+	_, payload, err := r.ReadPacket()
+	if err != nil {
+		s.lost(bc)
+		return 0, errBackendLost
+	}
+	if mysqlwire.IsERR(payload) {
+		e, _ := mysqlwire.ParseERR(payload)
+		return 0, &e
+	}
+	pok, err := mysqlwire.ParseStmtPrepareOK(payload, s.caps)
+	if err != nil {
+		s.lost(bc)
+		return 0, errBackendLost
+	}
+	for range prepareTail(pok, s.caps) {
+		if _, _, err := r.ReadPacket(); err != nil {
+			s.lost(bc)
+			return 0, errBackendLost
+		}
+	}
+	st.ids[bc] = pok.StatementID
+	return pok.StatementID, nil
+}
+
+// execute serves COM_STMT_EXECUTE.
+func (s *session) execute(p []byte) bool {
+	o := &s.srv.opts
+	id, ok := mysqlwire.StatementID(p)
+	if !ok {
+		s.sendERR(1, mysqlwire.ERUnknownComError, "Malformed COM_STMT_EXECUTE")
+		return false
+	}
+	st := s.stmts[id]
+	if st == nil {
+		s.sendERR(1, mysqlwire.ERUnknownStmtHandler, "Unknown prepared statement handler given to mysqld_stmt_execute")
+		return true
+	}
+	x := &st.exec
+	if err := x.Decode(p, &st.state, s.caps); err != nil {
+		s.sendERR(1, mysqlwire.ERUnknownComError, "Malformed COM_STMT_EXECUTE")
+		return false
+	}
+	if x.NewParamsBound {
+		st.typesVer++
+	}
+	bc, err := s.pick(st.cls)
+	if err != nil {
+		s.sendError(err)
+		return true
+	}
+	if err := s.sync(bc); err != nil {
+		s.sendError(err)
+		return true
+	}
+	bid, err := s.ensure(bc, st)
+	if err != nil {
+		s.sendError(err)
+		return true
+	}
+	for _, ld := range st.longData {
+		mysqlwire.SetStatementID(ld, bid)
+		if s.writeBackend(bc, ld, false) != nil {
+			break
+		}
+	}
+	st.longData = st.longData[:0]
+	if st.numParams > 0 && !x.NewParamsBound && st.typed[bc] != st.typesVer {
+		// This connection has not seen the current parameter types: send
+		// them again.
+		x.NewParamsBound = true
+		st.scratch = x.Append(st.scratch[:0], s.caps)
+		p = st.scratch
+	}
+	if st.numParams > 0 {
+		st.typed[bc] = st.typesVer
+	}
+	st.state.Executed(x)
+	mysqlwire.SetStatementID(p, bid)
+	wasInTx := s.inTx()
+	ok, alive := s.run1(bc, p, resultKind)
+	st.last = bc
+	if !alive {
+		return false
+	}
+	if ok && st.cls.Pin != "" && s.pinned == "" {
+		s.pinned, s.pinnedTo = st.cls.Pin, bc
+		o.Metrics.Pins.WithLabelValues(o.Name, string(st.cls.Pin)).Inc()
+	}
+	s.afterWrite(bc, st.cls.Write || st.cls.Tx == router.TxCommit || wasInTx)
+	return true
+}
+
+// stmtReset serves COM_STMT_RESET.
+func (s *session) stmtReset(p []byte) bool {
+	id, ok := mysqlwire.StatementID(p)
+	if !ok {
+		return false
+	}
+	st := s.stmts[id]
+	if st == nil {
+		s.sendERR(1, mysqlwire.ERUnknownStmtHandler, "Unknown prepared statement handler given to mysqld_stmt_reset")
+		return true
+	}
+	st.longData = st.longData[:0]
+	st.state.Executed(nil)
+	bc := st.last
+	if bc == nil || bc.dead {
+		s.sendOK(1)
+		return true
+	}
+	mysqlwire.SetStatementID(p, st.ids[bc])
+	_, alive := s.run1(bc, p, singleKind)
+	return alive
+}
+
+// fetch serves COM_STMT_FETCH on the connection that opened the cursor.
+func (s *session) fetch(p []byte) bool {
+	id, ok := mysqlwire.StatementID(p)
+	if !ok {
+		return false
+	}
+	st := s.stmts[id]
+	if st == nil || st.last == nil || st.last.dead {
+		s.sendERR(1, mysqlwire.ERUnknownStmtHandler, "Unknown prepared statement handler given to mysqld_stmt_fetch")
+		return true
+	}
+	bc := st.last
+	mysqlwire.SetStatementID(p, st.ids[bc])
+	if err := s.writeBackend(bc, p, true); err != nil {
+		s.sendError(errBackendLost)
+		return true
+	}
+	if _, _, err := s.relayRows(bc); err != nil {
+		s.lost(bc)
+		return false
+	}
+	return true
+}
