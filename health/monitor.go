@@ -199,8 +199,15 @@ func (m *Monitor) publish() *topology.Snapshot {
 	}
 	s := &topology.Snapshot{Epoch: m.epoch, Writer: m.writer, Taken: time.Now()}
 	s.Backends = make([]topology.Backend, len(m.states))
+	var writerPos uint64
+	if m.writer >= 0 && m.states[m.writer].b.Role == topology.RoleWriter {
+		writerPos = m.states[m.writer].b.Position
+	}
 	for i, st := range m.states {
 		s.Backends[i] = st.b
+		if b := &s.Backends[i]; b.Role == topology.RoleReader && writerPos > 0 && b.Position >= writerPos {
+			b.Lag = 0 // caught up: the age of its last replayed transaction says nothing
+		}
 		if met := m.o.Metrics; met != nil {
 			up := 0.0
 			if st.b.Healthy {

@@ -170,3 +170,24 @@ func TestMonitorRunProbesEveryIntervalAndStops(t *testing.T) {
 		}
 	})
 }
+
+func TestMonitorLagOfCaughtUpAndStalledReplicas(t *testing.T) {
+	m, f, _ := newTestMonitor(t, 3)
+	ctx := context.Background()
+	// The primary is idle at position 500: a replica at 500 whose last
+	// replayed transaction is old is caught up (lag 0); one stuck at 400 is
+	// as far behind as its last replayed transaction is old.
+	f[0].set(Result{Role: topology.RoleWriter, Position: 500}, nil)
+	f[1].set(Result{Role: topology.RoleReader, Position: 500, Lag: time.Hour}, nil)
+	f[2].set(Result{Role: topology.RoleReader, Position: 400, Lag: time.Hour}, nil)
+	s := m.ProbeOnce(ctx)
+	if s.Backends[1].Lag != 0 {
+		t.Errorf("caught-up replica lag = %v, want 0", s.Backends[1].Lag)
+	}
+	if s.Backends[2].Lag != time.Hour {
+		t.Errorf("stalled replica lag = %v, want 1h", s.Backends[2].Lag)
+	}
+	if got := s.Readers(nil, 10*time.Second); len(got) != 1 || got[0] != 1 {
+		t.Errorf("readers within 10s = %v, want only the caught-up one", got)
+	}
+}

@@ -28,9 +28,8 @@ type Prober interface {
 
 // PGProber probes a PostgreSQL backend over a persistent monitoring
 // connection: role from pg_is_in_recovery(), position from
-// pg_current_wal_lsn() / pg_last_wal_replay_lsn(), lag from the last
-// replayed transaction's timestamp when the replica has not replayed all it
-// received.
+// pg_current_wal_lsn() / pg_last_wal_replay_lsn(), and the age of the last
+// replayed transaction (see pgProbeSQL for how it becomes the lag).
 type PGProber struct {
 	Addr     string
 	User     string
@@ -41,9 +40,15 @@ type PGProber struct {
 	conn *pgconn.PgConn
 }
 
+// pgProbeSQL reads the role, the WAL position, and on a replica the age of
+// the last replayed transaction. That age is the replica's lag only while
+// it is behind the writer; the Monitor zeroes it for replicas that have
+// caught up with the writer's position of the same round (an idle primary
+// must not make its replicas look stale), and keeps it for replicas that
+// fell behind, including ones whose WAL receiver is disconnected.
 const pgProbeSQL = `SELECT pg_is_in_recovery(),
  CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
- CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
+ CASE WHEN NOT pg_is_in_recovery() THEN 0
       ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END`
 
 // Probe runs one probe, connecting first if needed.
