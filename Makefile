@@ -29,7 +29,7 @@ demo:
 	$(GO) run ./cmd/sluice demo --config config.yaml
 
 bench: build
-	bash scripts/bench.sh
+	bash scripts/bench.sh && bash scripts/bench-mysql.sh
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -68,17 +68,77 @@ func TestMySQLWritesAndReadYourWrites(t *testing.T) {
 	db := myOpen(t, "my-auto", nil)
 	c := myConn(t, db)
 	myMustExec(t, ctx, c, "CREATE TABLE IF NOT EXISTS ryw (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)")
-	for i := range 200 {
+	myMustExec(t, ctx, c, "CREATE TABLE IF NOT EXISTS ryw_load (id INT AUTO_INCREMENT PRIMARY KEY, g INT NOT NULL, v INT NOT NULL)")
+	// Concurrent write load through the proxy: other sessions insert into
+	// another table for the whole loop, so that replicas always have
+	// something to replay and the session's GTID is never the newest.
+	const loaders = 3
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	loadErr := make(chan error, loaders)
+	var loadRows [loaders]int
+	for g := range loaders {
+		lc := myConn(t, db)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := lc.ExecContext(ctx, "INSERT INTO ryw_load (g, v) VALUES (?, ?)", g, j); err != nil {
+					loadErr <- fmt.Errorf("loader %d: %w", g, err)
+					return
+				}
+				loadRows[g]++
+			}
+		}()
+	}
+	stopLoad := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}
+	defer stopLoad()
+	primaryID := myScanInt(t, ctx, c, "/* sluice:writer */ SELECT @@server_id")
+	start := time.Now()
+	onReplica := 0
+	for i := range 1000 {
 		myMustExec(t, ctx, c, "INSERT INTO ryw (v) VALUES (?)", i)
-		if n := myScanInt(t, ctx, c, "SELECT COUNT(*) FROM ryw WHERE v = ?", i); n < 1 {
-			t.Fatalf("iteration %d: the row just inserted is not visible", i)
+		var sid, n int64
+		if err := c.QueryRowContext(ctx, "SELECT @@server_id, COUNT(*) FROM ryw WHERE v = ?", i).Scan(&sid, &n); err != nil {
+			t.Fatalf("iteration %d: %v", i, err)
+		}
+		if n < 1 {
+			t.Fatalf("iteration %d: the row just inserted is not visible (server %d)", i, sid)
+		}
+		if sid != primaryID {
+			onReplica++
 		}
 	}
+	stopLoad()
+	close(loadErr)
+	for err := range loadErr {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range loadRows {
+		total += n
+	}
+	if total < loaders {
+		t.Fatalf("the load inserted %d rows", total)
+	}
+	t.Logf("1000 insert-then-select iterations in %v (%d reads on replicas) under %d concurrent inserts",
+		time.Since(start).Round(time.Millisecond), onReplica, total)
 	// Once the replicas have replayed the session's last write, its reads
 	// go back to them (and still see the write). (MariaDB reports
 	// @@read_only=0 in a query that reads an InnoDB table even on a
 	// read_only replica: compare server ids instead.)
-	primaryID := myScanInt(t, ctx, c, "/* sluice:writer */ SELECT @@server_id")
 	myMustExec(t, ctx, c, "INSERT INTO ryw (v) VALUES (-1)")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -105,8 +165,8 @@ func TestMySQLWritesAndReadYourWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pdb.Close()
-	if err := pdb.QueryRowContext(ctx, "SELECT COUNT(*) FROM ryw").Scan(&n); err != nil || n < 200 {
-		t.Fatalf("primary has %d rows (%v), want ≥ 200", n, err)
+	if err := pdb.QueryRowContext(ctx, "SELECT COUNT(*) FROM ryw").Scan(&n); err != nil || n < 1000 {
+		t.Fatalf("primary has %d rows (%v), want ≥ 1000", n, err)
 	}
 }
 

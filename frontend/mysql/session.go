@@ -63,6 +63,10 @@ type session struct {
 	user     string
 	database string
 	password string
+	onTLS    bool
+	// scrambles are the nonces a COM_CHANGE_USER answer may be computed
+	// with: the handshake's, and the last auth switch's if any.
+	scrambles [][]byte
 
 	// Owned by the session goroutine.
 	stmts        map[uint32]*stmt
@@ -253,6 +257,8 @@ func (s *session) dispatch(p []byte) bool {
 		s.sendEOF(1)
 	case mysqlwire.ComResetConnection:
 		s.resetConnection()
+	case mysqlwire.ComChangeUser:
+		return s.changeUser(p)
 	case mysqlwire.ComFieldList, mysqlwire.ComStatistics:
 		return s.simple(p)
 	case mysqlwire.ComStmtPrepare:

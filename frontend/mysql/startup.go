@@ -105,53 +105,101 @@ func (s *Server) startup(c net.Conn) (*session, error) {
 	sess.mu.Unlock()
 	sess.database = resp.Database
 	next := seq + 1
-	pw, known := o.Password(resp.Username)
-	authResp := resp.AuthResponse
+	sess.onTLS = onTLS
+	sess.scrambles = [][]byte{scramble}
 	plugin := resp.AuthPluginName
 	if sess.caps&mysqlwire.ClientPluginAuth == 0 {
 		plugin = mysqlwire.AuthNativePassword
 	}
+	pw, good, next, err := sess.authenticate(next, resp.Username, plugin, resp.AuthResponse)
+	if err != nil {
+		return nil, err
+	}
+	if !good {
+		sess.flush()
+		return nil, errAuthFailed
+	}
+	sess.mu.Lock()
+	sess.password = pw
+	sess.mu.Unlock()
+	if err := sess.connectHome(next); err != nil {
+		sess.flush()
+		sess.closeBackends()
+		return nil, err
+	}
+	sess.status = mysqlwire.ServerStatusAutocommit
+	sess.writePacket(next, mysqlwire.AppendOK(nil, mysqlwire.OKPacket{Status: sess.status}, sess.caps))
+	if err := sess.flush(); err != nil {
+		sess.closeBackends()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	ok = true
+	return sess, nil
+}
+
+// authenticate checks a login (at startup or COM_CHANGE_USER) of user,
+// whose client answered the session's scramble(s) with authResp computed
+// by plugin. A client that used another plugin than the listener's is
+// switched to it with a fresh scramble first. next is the sequence number
+// of the server's next packet; the returned one is that of the final OK or
+// ERR. On a failed login the ERR (1045) is written (not flushed) after the
+// failure delay, and good is false. err reports client I/O failures.
+func (s *session) authenticate(next byte, user, plugin string, authResp []byte) (pw string, good bool, seq byte, err error) {
+	o := &s.srv.opts
+	pw, known := o.Password(user)
+	scrambles := s.scrambles
 	if plugin != o.Auth {
 		// Switch the client to our plugin (with a fresh scramble).
-		if scramble, err = mysqlwire.NewScramble(); err != nil {
-			return nil, err
+		scramble, err := mysqlwire.NewScramble()
+		if err != nil {
+			return "", false, 0, err
 		}
 		plugin = o.Auth
-		sess.writePacket(next, mysqlwire.AppendAuthSwitchRequest(nil, plugin, scramble))
-		if err := sess.flush(); err != nil {
-			return nil, err
+		s.writePacket(next, mysqlwire.AppendAuthSwitchRequest(nil, plugin, scramble))
+		if err := s.flush(); err != nil {
+			return "", false, 0, err
 		}
-		seq, payload, err = sess.cr.ReadPacket()
+		rseq, payload, err := s.cr.ReadPacket()
 		if err != nil {
-			return nil, err
+			return "", false, 0, err
 		}
 		authResp = append([]byte(nil), payload...)
-		next = seq + 1
+		next = rseq + 1
+		scrambles = [][]byte{scramble}
+		// Clients compute a later COM_CHANGE_USER's answer with either the
+		// handshake's scramble or the switch's: accept both.
+		s.scrambles = append(s.scrambles[:1:1], scramble)
 	}
-	good := false
 	switch plugin {
 	case mysqlwire.AuthNativePassword:
-		good = known && checkNative(scramble, authResp, pw)
+		for _, sc := range scrambles {
+			good = good || known && checkNative(sc, authResp, pw)
+		}
 	case mysqlwire.AuthCachingSHA2Password:
+		fast := false
+		for _, sc := range scrambles {
+			fast = fast || known && len(authResp) == 32 && mysqlwire.CheckCachingSHA2(sc, authResp, []byte(pw))
+		}
 		switch {
 		case known && pw == "" && len(authResp) == 0:
 			good = true
-		case known && len(authResp) == 32 && mysqlwire.CheckCachingSHA2(scramble, authResp, []byte(pw)):
+		case fast:
 			// Fast path: tell the client, the OK follows.
-			sess.writePacket(next, mysqlwire.AppendAuthMoreData(nil, []byte{mysqlwire.CachingSHA2FastAuthSuccess}))
+			s.writePacket(next, mysqlwire.AppendAuthMoreData(nil, []byte{mysqlwire.CachingSHA2FastAuthSuccess}))
 			next++
 			good = true
-		case onTLS:
+		case s.onTLS:
 			// Full authentication: the password in clear over TLS.
-			sess.writePacket(next, mysqlwire.AppendAuthMoreData(nil, []byte{mysqlwire.CachingSHA2PerformFullAuth}))
-			if err := sess.flush(); err != nil {
-				return nil, err
+			s.writePacket(next, mysqlwire.AppendAuthMoreData(nil, []byte{mysqlwire.CachingSHA2PerformFullAuth}))
+			if err := s.flush(); err != nil {
+				return "", false, 0, err
 			}
-			seq, payload, err = sess.cr.ReadPacket()
+			rseq, payload, err := s.cr.ReadPacket()
 			if err != nil {
-				return nil, err
+				return "", false, 0, err
 			}
-			next = seq + 1
+			next = rseq + 1
 			clear := payload
 			if n := len(clear); n > 0 && clear[n-1] == 0 {
 				clear = clear[:n-1]
@@ -166,51 +214,45 @@ func (s *Server) startup(c net.Conn) (*session, error) {
 		if len(authResp) == 0 {
 			usingPw = "NO"
 		}
-		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-		e := mysqlwire.NewERR(mysqlwire.ERAccessDeniedError, fmt.Sprintf("Access denied for user '%s'@'%s' (using password: %s)", resp.Username, host, usingPw))
-		sess.writePacket(next, mysqlwire.AppendERR(nil, e, mysqlwire.ClientProtocol41))
-		sess.flush()
-		return nil, errAuthFailed
+		host, _, _ := net.SplitHostPort(s.conn.RemoteAddr().String())
+		e := mysqlwire.NewERR(mysqlwire.ERAccessDeniedError, fmt.Sprintf("Access denied for user '%s'@'%s' (using password: %s)", user, host, usingPw))
+		s.writePacket(next, mysqlwire.AppendERR(nil, e, mysqlwire.ClientProtocol41))
+		return "", false, next, nil
 	}
-	sess.mu.Lock()
-	sess.password = pw
-	sess.mu.Unlock()
-	// Connect to the home backend so that an unknown database or a
-	// refused login is reported now.
+	return pw, true, next, nil
+}
+
+// connectHome connects to the listener's home backend (the writer, or a
+// replica for reader listeners) after a login, so that an unknown database
+// or a login the backend refuses is reported now: the ERR (with sequence
+// number next) is written, not flushed.
+func (s *session) connectHome(next byte) error {
+	o := &s.srv.opts
 	ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout)
+	var err error
 	if o.Route == router.RouteReader {
-		_, err = sess.readerConn(ctx)
+		_, err = s.readerConn(ctx)
 	} else {
-		_, err = sess.writerConn(ctx)
+		_, err = s.writerConn(ctx)
 	}
 	cancel()
-	if err != nil {
-		e := mysqlwire.NewERR(mysqlwire.ERUnknownError, err.Error())
-		if me, isMy := backends.AsMySQLError(err); isMy {
-			e = *me
-		}
-		if e.Code == mysqlwire.ERAccessDeniedError || e.Code == mysqlwire.ERBadDBError {
-			reason := admin.AuthReasonPassword
-			if e.Code == mysqlwire.ERBadDBError {
-				reason = admin.AuthReasonUnknownDatabase
-			}
-			o.Metrics.AuthFailures.WithLabelValues(o.Name, reason).Inc()
-			time.Sleep(o.AuthFailureDelay)
-		}
-		sess.writePacket(next, mysqlwire.AppendERR(nil, e, mysqlwire.ClientProtocol41))
-		sess.flush()
-		sess.closeBackends()
-		return nil, err
+	if err == nil {
+		return nil
 	}
-	sess.status = mysqlwire.ServerStatusAutocommit
-	sess.writePacket(next, mysqlwire.AppendOK(nil, mysqlwire.OKPacket{Status: sess.status}, sess.caps))
-	if err := sess.flush(); err != nil {
-		sess.closeBackends()
-		return nil, err
+	e := mysqlwire.NewERR(mysqlwire.ERUnknownError, err.Error())
+	if me, isMy := backends.AsMySQLError(err); isMy {
+		e = *me
 	}
-	c.SetDeadline(time.Time{})
-	ok = true
-	return sess, nil
+	if e.Code == mysqlwire.ERAccessDeniedError || e.Code == mysqlwire.ERBadDBError {
+		reason := admin.AuthReasonPassword
+		if e.Code == mysqlwire.ERBadDBError {
+			reason = admin.AuthReasonUnknownDatabase
+		}
+		o.Metrics.AuthFailures.WithLabelValues(o.Name, reason).Inc()
+		time.Sleep(o.AuthFailureDelay)
+	}
+	s.writePacket(next, mysqlwire.AppendERR(nil, e, mysqlwire.ClientProtocol41))
+	return err
 }
 
 func checkNative(scramble, resp []byte, pw string) bool {
