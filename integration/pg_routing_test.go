@@ -2228,3 +2228,39 @@ select 'final-count=' || count(*) from %[1]s;
 		}
 	})
 }
+
+// TestRoutingDeallocateAllAcrossBackends prepares a statement on a replica,
+// uses it in a transaction on the writer (where the proxy prepares it too),
+// runs DEALLOCATE ALL (on the writer), and prepares the same name again on
+// the replica: the proxy must know that the client no longer has it and
+// re-prepare cleanly instead of failing with 42P05. (The eventual listener,
+// so that read-your-writes does not keep the reads on the writer.)
+func TestRoutingDeallocateAllAcrossBackends(t *testing.T) {
+	ctx := testCtx(t)
+	rtWaitProxyReady(t, ctx)
+	c := rtConnect(t, ctx, "eventual")
+	const q = "SELECT pg_is_in_recovery()"
+	if _, err := c.Prepare(ctx, "dealloc_s1", q); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec bool
+	if err := tx.QueryRow(ctx, "dealloc_s1").Scan(&rec); err != nil || rec {
+		t.Fatalf("prepared statement inside a transaction: recovery=%v err=%v (want the writer)", rec, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeallocateAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Prepare(ctx, "dealloc_s1", q); err != nil {
+		t.Fatalf("preparing the name again after DEALLOCATE ALL: %v", err)
+	}
+	if err := c.QueryRow(ctx, "dealloc_s1").Scan(&rec); err != nil || !rec {
+		t.Fatalf("re-prepared statement: recovery=%v err=%v (want a replica)", rec, err)
+	}
+}

@@ -30,6 +30,9 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 		if c.SessionSet {
 			s.noteSessionOps(bc, q)
 		}
+		if c.Write {
+			s.noteDeallocate(q)
+		}
 		// A simple Query destroys the unnamed statement.
 		delete(bc.prepared, "")
 		delete(s.stmts, "")
@@ -138,6 +141,50 @@ func (s *session) noteSessionOps(bc *bconn, q []byte) {
 		}
 	}
 	s.batchOps = append(s.batchOps, ops...)
+}
+
+// noteDeallocate keeps the statement bookkeeping right when SQL DEALLOCATE
+// drops protocol-level prepared statements: the client no longer has them,
+// and every backend connection's copy becomes uncertain (closed and
+// re-prepared before its next use, which is harmless if the DEALLOCATE
+// failed or ran elsewhere).
+func (s *session) noteDeallocate(q []byte) {
+	for _, stmt := range bytes.Split(q, []byte(";")) {
+		f := strings.Fields(string(stmt))
+		if len(f) < 2 || !strings.EqualFold(f[0], "DEALLOCATE") {
+			continue
+		}
+		name := f[1]
+		if strings.EqualFold(name, "PREPARE") && len(f) > 2 {
+			name = f[2]
+		}
+		all := strings.EqualFold(name, "ALL")
+		if !all {
+			if strings.HasPrefix(name, `"`) && strings.HasSuffix(name, `"`) && len(name) >= 2 {
+				name = strings.ReplaceAll(name[1:len(name)-1], `""`, `"`)
+			} else {
+				name = strings.ToLower(name)
+			}
+		}
+		s.mu.Lock()
+		conns := make([]*bconn, 0, len(s.conns))
+		for _, c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			for n := range c.prepared {
+				if n != "" && (all || n == name) {
+					c.prepared[n] = unknownStmt
+				}
+			}
+		}
+		for n := range s.stmts {
+			if n != "" && (all || n == name) {
+				delete(s.stmts, n)
+			}
+		}
+	}
 }
 
 func cloneOps(ops []router.SessionOp) []router.SessionOp {
