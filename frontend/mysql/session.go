@@ -161,11 +161,11 @@ func (s *session) sendError(err error) {
 	s.sendERR(1, mysqlwire.ERUnknownError, err.Error())
 }
 
-// run is the session goroutine: it serves commands until the client leaves
+// Run is the session goroutine: it serves commands until the client leaves
 // or the session is closed.
-func (s *session) run() {
+func (s *session) Run() {
 	defer s.closeBackends()
-	defer s.close()
+	defer s.Close()
 	for {
 		if s.flush() != nil {
 			return
@@ -863,7 +863,7 @@ func (s *session) kill(id uint32, connection bool) bool {
 			s.sendERR(1, mysqlwire.ERQueryInterrupted, "Connection was killed")
 			return false
 		}
-		t.close()
+		t.Close()
 	}
 	s.sendOK(1)
 	return true
@@ -896,20 +896,20 @@ func (s *session) connectionIDResult() {
 	s.sendEOF(seq)
 }
 
-// shutdownWhenIdle asks the session to end at its next idle moment.
-func (s *session) shutdownWhenIdle() {
+// ShutdownWhenIdle asks the session to end at its next idle moment.
+func (s *session) ShutdownWhenIdle() {
 	s.mu.Lock()
 	s.drain = true
 	idle := s.waiting
 	s.mu.Unlock()
 	if idle {
-		s.close()
+		s.Close()
 	}
 }
 
-// close ends the session from any goroutine: the client connection and the
+// Close ends the session from any goroutine: the client connection and the
 // backend connections are closed, which ends the session goroutine.
-func (s *session) close() {
+func (s *session) Close() {
 	s.closeOne.Do(func() {
 		s.mu.Lock()
 		s.closing = true

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sluicedb/sluice/frontend/serve"
 	"github.com/sluicedb/sluice/internal/pgauth"
 	"github.com/sluicedb/sluice/internal/pgwire"
 )
@@ -98,14 +99,14 @@ func (s *Server) authenticate(conn net.Conn, rd *pgwire.Reader, isTLS bool, user
 		p, err := pgwire.PasswordPayload(resp)
 		if err != nil {
 			s.protocolError(conn, "malformed", err.Error())
-			return false, errHandled
+			return false, serve.ErrHandled
 		}
 		return known && pgauth.CheckMD5(user, password, salt, p), nil
 	case "password":
 		if !isTLS {
 			s.opts.Metrics.AuthFailures.WithLabelValues(s.opts.Name, "tls_required").Inc()
 			fatal(conn, "28000", "cleartext password authentication requires TLS on this listener (use sslmode=require)")
-			return false, errHandled
+			return false, serve.ErrHandled
 		}
 		if _, err := conn.Write(pgwire.AppendAuthentication(nil, pgwire.AuthCleartextPassword, nil)); err != nil {
 			return false, err
@@ -117,7 +118,7 @@ func (s *Server) authenticate(conn net.Conn, rd *pgwire.Reader, isTLS bool, user
 		p, err := pgwire.PasswordPayload(resp)
 		if err != nil {
 			s.protocolError(conn, "malformed", err.Error())
-			return false, errHandled
+			return false, serve.ErrHandled
 		}
 		return known && subtle.ConstantTimeCompare(p, []byte(password)) == 1, nil
 	default:
@@ -149,13 +150,13 @@ func (s *Server) authSCRAM(conn net.Conn, rd *pgwire.Reader, user, password stri
 			err = fmt.Errorf("unsupported SASL mechanism %q", mech)
 		}
 		s.protocolError(conn, "malformed", err.Error())
-		return false, errHandled
+		return false, serve.ErrHandled
 	}
 	srv := pgauth.NewSCRAMServer(v, rand.Reader)
 	first, err := srv.ClientFirst(data)
 	if err != nil {
 		s.protocolError(conn, "malformed", err.Error())
-		return false, errHandled
+		return false, serve.ErrHandled
 	}
 	if _, err := conn.Write(pgwire.AppendAuthentication(nil, pgwire.AuthSASLContinue, first)); err != nil {
 		return false, err
@@ -183,7 +184,7 @@ func (s *Server) readPassword(conn net.Conn, rd *pgwire.Reader) ([]byte, error) 
 	}
 	if m.Type != pgwire.MsgPassword {
 		s.protocolError(conn, "malformed", fmt.Sprintf("expected password response, got message type %q", m.Type))
-		return nil, errHandled
+		return nil, serve.ErrHandled
 	}
 	return m.Body(), nil
 }

@@ -3,16 +3,14 @@ package pg
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluicedb/sluice/admin"
 	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/frontend/serve"
 	"github.com/sluicedb/sluice/router"
 )
 
@@ -76,12 +74,7 @@ type Server struct {
 
 	statWriter, statReader, rywFallbacks prometheus.Counter
 
-	mu       sync.Mutex
-	ln       net.Listener
-	sessions map[*session]struct{}
-	conns    map[net.Conn]struct{} // connections still in startup
-	closing  bool
-	wg       sync.WaitGroup
+	life serve.Lifecycle
 }
 
 // NewServer returns a Server for o. It does not listen yet.
@@ -107,152 +100,31 @@ func NewServer(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Server{
+	s := &Server{
 		opts:         o,
 		log:          o.Logger.With("listener", o.Name),
-		sessions:     make(map[*session]struct{}),
-		conns:        make(map[net.Conn]struct{}),
 		statWriter:   o.Metrics.Statements.WithLabelValues(o.Name, "writer"),
 		statReader:   o.Metrics.Statements.WithLabelValues(o.Name, "reader"),
 		rywFallbacks: o.Metrics.ReadYourWritesFallbacks.WithLabelValues(o.Name),
 	}
+	s.life = serve.Lifecycle{Name: o.Name, Metrics: o.Metrics, Log: s.log, Startup: s.startSession}
+	return s
+}
+
+// startSession adapts startup to serve.Lifecycle.
+func (s *Server) startSession(c net.Conn) (serve.Session, error) {
+	sess, err := s.startup(c)
+	if sess == nil {
+		return nil, err // a nil *session must not become a non-nil interface
+	}
+	return sess, err
 }
 
 // Serve accepts connections on ln until ln is closed or Shutdown is called.
 // It returns nil after Shutdown.
-func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		ln.Close()
-		return nil
-	}
-	s.ln = ln
-	s.mu.Unlock()
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("listener %s: accept: %w", s.opts.Name, err)
-		}
-		delay = 0
-		if !s.track(c) {
-			c.Close()
-			return nil
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handle(c)
-		}()
-	}
-}
-
-func (s *Server) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
-
-// handle runs one client connection from startup to the end of its session.
-func (s *Server) handle(c net.Conn) {
-	m := s.opts.Metrics
-	m.ClientConnsTotal.WithLabelValues(s.opts.Name).Inc()
-	m.ClientConnections.WithLabelValues(s.opts.Name).Inc()
-	defer m.ClientConnections.WithLabelValues(s.opts.Name).Dec()
-	defer c.Close()
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-		tc.SetKeepAlive(true)
-	}
-	sess, err := s.startup(c)
-	s.untrack(c)
-	if err != nil {
-		if !errors.Is(err, errHandled) {
-			s.log.Debug("startup failed", "remote", c.RemoteAddr(), "err", err)
-		}
-		return
-	}
-	if sess == nil {
-		return // a CancelRequest, served
-	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		sess.close()
-		return
-	}
-	s.sessions[sess] = struct{}{}
-	s.mu.Unlock()
-	sess.run()
-	s.mu.Lock()
-	delete(s.sessions, sess)
-	s.mu.Unlock()
-}
+func (s *Server) Serve(ln net.Listener) error { return s.life.Serve(ln) }
 
 // Shutdown stops accepting, lets sessions finish their current work until
 // ctx ends, then closes the remaining client connections. It waits for every
 // goroutine the server started.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	if s.ln != nil {
-		s.ln.Close()
-	}
-	for c := range s.conns {
-		c.Close()
-	}
-	sessions := s.snapshotSessions()
-	s.mu.Unlock()
-	for _, sess := range sessions {
-		sess.shutdownWhenIdle()
-	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	s.mu.Lock()
-	sessions = s.snapshotSessions()
-	s.mu.Unlock()
-	for _, sess := range sessions {
-		sess.close()
-	}
-	<-done
-	return ctx.Err()
-}
-
-func (s *Server) snapshotSessions() []*session {
-	out := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		out = append(out, sess)
-	}
-	return out
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.life.Shutdown(ctx) }

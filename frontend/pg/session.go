@@ -212,10 +212,10 @@ func (s *session) connectHome(ctx context.Context) (*bconn, error) {
 	return s.writerConn(ctx)
 }
 
-// run is the session goroutine: it reads client messages until the client
+// Run is the session goroutine: it reads client messages until the client
 // leaves or the session is closed.
-func (s *session) run() {
-	defer s.close()
+func (s *session) Run() {
+	defer s.Close()
 	for {
 		if s.dirty != nil && s.cr.Buffered() == 0 {
 			s.flushBackend(s.dirty)
@@ -633,9 +633,9 @@ func (s *session) cancelRunning(ctx context.Context) {
 	}
 }
 
-// shutdownWhenIdle asks the session to end at its next idle moment (outside
-// a transaction, nothing in flight).
-func (s *session) shutdownWhenIdle() {
+// ShutdownWhenIdle asks the session to end at its next idle moment
+// (outside a transaction, nothing in flight).
+func (s *session) ShutdownWhenIdle() {
 	s.mu.Lock()
 	s.drain = true
 	idle := s.idleLocked()
@@ -655,9 +655,9 @@ func (s *session) terminate() {
 	s.conn.Close()
 }
 
-// close ends the session: the client connection, every backend connection
+// Close ends the session: the client connection, every backend connection
 // (politely, with Terminate) and their relay goroutines.
-func (s *session) close() {
+func (s *session) Close() {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closing = true

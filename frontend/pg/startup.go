@@ -5,19 +5,15 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"time"
 
+	"github.com/sluicedb/sluice/frontend/serve"
 	"github.com/sluicedb/sluice/internal/pgwire"
 )
-
-// errHandled marks a startup failure that was already answered to the client
-// and needs no further logging.
-var errHandled = errors.New("handled")
 
 // prefixConn replays bytes already read from a connection before reading
 // from it again (used for the first byte of a direct TLS handshake).
@@ -71,18 +67,18 @@ func (s *Server) startup(raw net.Conn) (*session, error) {
 		pkt, err := pgwire.ReadStartupRest(conn, lenWord)
 		if err != nil {
 			s.protocolError(conn, "malformed", err.Error())
-			return nil, errHandled
+			return nil, serve.ErrHandled
 		}
 		st, err := pgwire.ParseStartup(pkt)
 		if err != nil {
 			s.protocolError(conn, "malformed", err.Error())
-			return nil, errHandled
+			return nil, serve.ErrHandled
 		}
 		switch {
 		case st.Code == pgwire.SSLRequestCode:
 			if isTLS {
 				s.protocolError(conn, "malformed", "SSLRequest received twice")
-				return nil, errHandled
+				return nil, serve.ErrHandled
 			}
 			if s.opts.TLS == nil {
 				if _, err := conn.Write([]byte{'N'}); err != nil {
@@ -109,7 +105,7 @@ func (s *Server) startup(raw net.Conn) (*session, error) {
 			return s.login(raw, conn, isTLS, st, deadline)
 		default:
 			s.protocolError(conn, "malformed", fmt.Sprintf("unsupported frontend protocol %d.%d: server supports 3.0", st.Code>>16, st.Code&0xffff))
-			return nil, errHandled
+			return nil, serve.ErrHandled
 		}
 		if _, err := io.ReadFull(conn, lenWord[:1]); err != nil {
 			return nil, err
@@ -170,11 +166,11 @@ func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadl
 	user := params["user"]
 	if user == "" {
 		fatal(conn, "28000", "no PostgreSQL user name specified in startup packet")
-		return nil, errHandled
+		return nil, serve.ErrHandled
 	}
 	if _, ok := params["replication"]; ok && params["replication"] != "false" && params["replication"] != "off" && params["replication"] != "0" {
 		fatal(conn, "0A000", "replication connections are not supported by sluice")
-		return nil, errHandled
+		return nil, serve.ErrHandled
 	}
 	database := params["database"]
 	if database == "" {
@@ -196,7 +192,7 @@ func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadl
 		s.opts.Metrics.AuthFailures.WithLabelValues(s.opts.Name, "password").Inc()
 		time.Sleep(s.opts.AuthFailureDelay)
 		fatal(conn, "28P01", fmt.Sprintf("password authentication failed for user %q", user))
-		return nil, errHandled
+		return nil, serve.ErrHandled
 	}
 
 	rd.SetMaxMessageSize(s.opts.MaxMessageSize)
@@ -205,7 +201,7 @@ func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadl
 	defer cancel()
 	home, err := sess.connectHome(ctx)
 	if err != nil {
-		defer sess.close()
+		defer sess.Close()
 		code, msg := "08006", err.Error()
 		if pe, ok := asPgError(err); ok {
 			code, msg = pe.Code, pe.Message
@@ -220,7 +216,7 @@ func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadl
 		}
 		s.opts.Metrics.AuthFailures.WithLabelValues(s.opts.Name, reason).Inc()
 		fatal(conn, code, msg)
-		return nil, errHandled
+		return nil, serve.ErrHandled
 	}
 	out = pgwire.AppendAuthentication(out, pgwire.AuthOK, nil)
 	for k, v := range home.params {
@@ -229,7 +225,7 @@ func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadl
 	out = pgwire.AppendBackendKeyData(out, sess.pid, sess.key)
 	out = pgwire.AppendReadyForQuery(out, 'I')
 	if _, err := conn.Write(out); err != nil {
-		sess.close()
+		sess.Close()
 		return nil, err
 	}
 	raw.SetDeadline(time.Time{})
