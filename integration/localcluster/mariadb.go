@@ -753,41 +753,11 @@ func (c *MariaDBCluster) Stop() error {
 }
 
 func (c *MariaDBCluster) stop() error {
-	var errs []error
-	stopAll := func(nodes []*MariaDBNode) {
-		nerrs := make([]error, len(nodes))
-		var wg sync.WaitGroup
-		for i, n := range nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				nerrs[i] = n.Stop()
-			}()
-		}
-		wg.Wait()
-		errs = append(errs, nerrs...)
-	}
-	stopAll(c.Replicas)
+	errs := stopNodes(c.Replicas) // replicas first
 	if c.Primary != nil {
-		stopAll([]*MariaDBNode{c.Primary})
+		errs = append(errs, c.Primary.Stop())
 	}
-	if c.Dir != "" {
-		// Anything that escaped the nodes' own bookkeeping, such as a
-		// bootstrap server of an interrupted mariadb-install-db.
-		if err := killProcessesUnder(c.Dir, c.serverExe, time.Now().Add(10*time.Second)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if c.ownDir && c.Dir != "" {
-		if err := os.RemoveAll(c.Dir); err != nil {
-			errs = append(errs, fmt.Errorf("remove cluster directory: %w", err))
-		}
-	}
-	if c.ownSockDir != "" {
-		if err := os.RemoveAll(c.ownSockDir); err != nil {
-			errs = append(errs, fmt.Errorf("remove socket directory: %w", err))
-		}
-	}
+	errs = append(errs, removeClusterFiles(c.Dir, c.serverExe, c.ownDir, c.ownSockDir)...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stop mariadb cluster: %w", err)
 	}

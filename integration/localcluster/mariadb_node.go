@@ -265,15 +265,8 @@ func (n *MariaDBNode) Kill() error {
 func (n *MariaDBNode) killLocked() error {
 	deadline := time.Now().Add(15 * time.Second)
 	if sp := n.server; sp.running() {
-		if err := sp.proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			return fmt.Errorf("kill %s: %w", n.Name, err)
-		}
-		t := time.NewTimer(time.Until(deadline))
-		select {
-		case <-sp.done:
-			t.Stop()
-		case <-t.C:
-			return fmt.Errorf("kill %s: mariadbd %d did not exit after SIGKILL", n.Name, sp.proc.Pid)
+		if err := sp.kill(deadline); err != nil {
+			return fmt.Errorf("kill %s: mariadbd: %w", n.Name, err)
 		}
 		n.c.logf("%s: killed mariadbd %d", n.Name, sp.proc.Pid)
 	}

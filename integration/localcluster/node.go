@@ -265,6 +265,22 @@ func (n *PostgresNode) stopLocked() error {
 	return nil
 }
 
+// kill SIGKILLs the server process and waits until it has exited (and was
+// reaped) or deadline passes.
+func (sp *serverProcess) kill(deadline time.Time) error {
+	if err := sp.proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-sp.done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("process %d did not exit after SIGKILL", sp.proc.Pid)
+	}
+}
+
 // Kill SIGKILLs the postmaster and then every server process left working
 // in the node's data directory, as a crash of the machine would, and waits
 // until they are all gone (so that Start can follow at once). Clients see
@@ -279,15 +295,8 @@ func (n *PostgresNode) Kill() error {
 func (n *PostgresNode) killLocked() error {
 	deadline := time.Now().Add(15 * time.Second)
 	if sp := n.server; sp.running() {
-		if err := sp.proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			return fmt.Errorf("kill %s: %w", n.Name, err)
-		}
-		t := time.NewTimer(time.Until(deadline))
-		select {
-		case <-sp.done:
-			t.Stop()
-		case <-t.C:
-			return fmt.Errorf("kill %s: postmaster %d did not exit after SIGKILL", n.Name, sp.proc.Pid)
+		if err := sp.kill(deadline); err != nil {
+			return fmt.Errorf("kill %s: postmaster: %w", n.Name, err)
 		}
 		n.c.logf("%s: killed postmaster %d", n.Name, sp.proc.Pid)
 	}

@@ -646,40 +646,11 @@ func (c *PostgresCluster) Stop() error {
 }
 
 func (c *PostgresCluster) stop() error {
-	var errs []error
-	stopAll := func(nodes []*PostgresNode) {
-		nerrs := make([]error, len(nodes))
-		var wg sync.WaitGroup
-		for i, n := range nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				nerrs[i] = n.Stop()
-			}()
-		}
-		wg.Wait()
-		errs = append(errs, nerrs...)
-	}
-	stopAll(c.Replicas)
+	errs := stopNodes(c.Replicas) // replicas first
 	if c.Primary != nil {
-		stopAll([]*PostgresNode{c.Primary})
+		errs = append(errs, c.Primary.Stop())
 	}
-	if c.Dir != "" {
-		// Anything that escaped the nodes' own bookkeeping.
-		if err := killProcessesUnder(c.Dir, c.postgresExe, time.Now().Add(10*time.Second)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if c.ownDir && c.Dir != "" {
-		if err := os.RemoveAll(c.Dir); err != nil {
-			errs = append(errs, fmt.Errorf("remove cluster directory: %w", err))
-		}
-	}
-	if c.ownSockDir != "" {
-		if err := os.RemoveAll(c.ownSockDir); err != nil {
-			errs = append(errs, fmt.Errorf("remove socket directory: %w", err))
-		}
-	}
+	errs = append(errs, removeClusterFiles(c.Dir, c.postgresExe, c.ownDir, c.ownSockDir)...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stop postgres cluster: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -156,4 +157,42 @@ func quoteLiteral(s string) (string, error) {
 		return "", errors.New("string contains a NUL byte")
 	}
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'", nil
+}
+
+// stopNodes stops nodes in parallel and returns their errors.
+func stopNodes[N interface{ Stop() error }](nodes []N) []error {
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = n.Stop()
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// removeClusterFiles kills server processes (of executable exe) that escaped
+// the nodes' own bookkeeping under dir, then removes dir if the cluster made
+// it, and the separate socket directory if there is one.
+func removeClusterFiles(dir, exe string, ownDir bool, sockDir string) []error {
+	var errs []error
+	if dir != "" {
+		if err := killProcessesUnder(dir, exe, time.Now().Add(10*time.Second)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if ownDir && dir != "" {
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove cluster directory: %w", err))
+		}
+	}
+	if sockDir != "" {
+		if err := os.RemoveAll(sockDir); err != nil {
+			errs = append(errs, fmt.Errorf("remove socket directory: %w", err))
+		}
+	}
+	return errs
 }
