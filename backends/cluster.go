@@ -157,6 +157,43 @@ func (c *Cluster) PickReader(minPos uint64, avoid int) (int, topology.Backend, b
 	return pick, s.Backends[pick], true
 }
 
+// ChooseReader picks the reader that serves a session's read needing replay
+// position minPos (0 = any): the session's current reader (current, -1 for
+// none) while it still qualifies, else up to three balancer picks, skipping
+// the previous pick when connecting to it fails. connect opens (or reuses)
+// the session's connection to a backend; when refused(err) says the server
+// turned the session away (bad credentials, unknown database) the search
+// stops with that error. With no reader chosen it returns -1 and reports
+// whether some healthy reader exists that merely has not replayed minPos yet
+// (the caller then lets the writer serve the read).
+func (c *Cluster) ChooseReader(current int, minPos uint64, connect func(int, topology.Backend) error, refused func(error) bool) (idx int, behind bool, err error) {
+	if current >= 0 && c.ReaderUsable(current, minPos) {
+		if connect(current, c.Snapshot().Backends[current]) == nil {
+			return current, false, nil
+		}
+	}
+	avoid := -1
+	for range 3 {
+		i, b, ok := c.PickReader(minPos, avoid)
+		if !ok {
+			break
+		}
+		err := connect(i, b)
+		if err == nil {
+			return i, false, nil
+		}
+		if refused(err) {
+			return -1, false, err
+		}
+		avoid = i
+	}
+	if minPos > 0 {
+		_, _, any := c.PickReader(0, -1)
+		return -1, any, nil
+	}
+	return -1, false, nil
+}
+
 // ReaderUsable reports whether backend i may serve a read needing replay
 // position minPos under the current topology.
 func (c *Cluster) ReaderUsable(i int, minPos uint64) bool {

@@ -2,6 +2,7 @@ package backends
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -124,5 +125,50 @@ func TestParseBalance(t *testing.T) {
 	}
 	if _, err := ParseBalance("random"); err == nil {
 		t.Error("ParseBalance accepted random")
+	}
+}
+
+func TestChooseReader(t *testing.T) {
+	c := NewCluster(ClusterOptions{Name: "c", Backends: make([]topology.Backend, 3)})
+	c.Publish(snap(1, 0, writer("w"), reader("r1", 100, 0), reader("r2", 50, 0)))
+	never := func(error) bool { return false }
+	var tried []string
+	ok := func(_ int, b topology.Backend) error { tried = append(tried, b.Addr); return nil }
+
+	// The current reader is kept while it qualifies.
+	if i, _, err := c.ChooseReader(2, 0, ok, never); err != nil || i != 2 {
+		t.Fatalf("sticky: %d %v", i, err)
+	}
+	// It is left when it has not replayed minPos.
+	if i, _, _ := c.ChooseReader(2, 80, ok, never); i != 1 {
+		t.Fatalf("minPos 80 chose %d, want 1", i)
+	}
+	// A reader whose connection fails is skipped.
+	failR1 := func(_ int, b topology.Backend) error {
+		if b.Addr == "r1" {
+			return errors.New("refused")
+		}
+		return nil
+	}
+	for range 4 {
+		if i, _, _ := c.ChooseReader(-1, 0, failR1, never); i != 2 {
+			t.Fatalf("with r1 failing chose %d", i)
+		}
+	}
+	// A refusal stops the search with that error.
+	if _, _, err := c.ChooseReader(-1, 0, failR1, func(error) bool { return true }); err == nil {
+		// r2 may have been picked first; try until r1 comes up in the rotation.
+		if _, _, err = c.ChooseReader(-1, 0, failR1, func(error) bool { return true }); err == nil {
+			t.Fatal("refusal not reported")
+		}
+	}
+	// Nobody has replayed 200: no reader, but readers exist that are behind.
+	if i, behind, err := c.ChooseReader(-1, 200, ok, never); i != -1 || !behind || err != nil {
+		t.Fatalf("minPos 200: %d %v %v", i, behind, err)
+	}
+	// No healthy reader at all: not "behind".
+	c.Publish(snap(2, 0, writer("w")))
+	if i, behind, _ := c.ChooseReader(-1, 200, ok, never); i != -1 || behind {
+		t.Fatalf("no readers: %d %v", i, behind)
 	}
 }

@@ -158,33 +158,22 @@ func (s *session) readerConn(ctx context.Context) (*bconn, error) {
 			return s.writerConn(ctx)
 		}
 	}
-	if s.readerIdx >= 0 && cl.ReaderUsable(s.readerIdx, minPos) {
-		b := cl.Snapshot().Backends[s.readerIdx]
-		if bc, err := s.connTo(ctx, s.readerIdx, b, router.TargetReader); err == nil {
-			return bc, nil
-		}
+	var bc *bconn
+	idx, behind, err := cl.ChooseReader(s.readerIdx, minPos, func(i int, b topology.Backend) error {
+		var err error
+		bc, err = s.connTo(ctx, i, b, router.TargetReader)
+		return err
+	}, func(err error) bool { _, ok := asPgError(err); return ok })
+	if err != nil {
+		return nil, err // the server refused us (unknown database, access): say so
 	}
-	avoid := -1
-	for attempt := 0; attempt < 3; attempt++ {
-		idx, b, ok := cl.PickReader(minPos, avoid)
-		if !ok {
-			break
-		}
-		bc, err := s.connTo(ctx, idx, b, router.TargetReader)
-		if err == nil {
-			s.readerIdx = idx
-			return bc, nil
-		}
-		if _, isPg := asPgError(err); isPg {
-			return nil, err // the server refused us (unknown database, auth): say so
-		}
-		avoid = idx
+	if idx >= 0 {
+		s.readerIdx = idx
+		return bc, nil
 	}
-	if minPos > 0 {
-		if _, _, any := cl.PickReader(0, -1); any {
-			s.srv.rywFallbacks.Inc()
-			return s.writerConn(ctx)
-		}
+	if behind {
+		s.srv.rywFallbacks.Inc()
+		return s.writerConn(ctx)
 	}
 	if o.FallbackToWriter {
 		return s.writerConn(ctx)
