@@ -56,11 +56,9 @@ DB_PASSWORD=app
 DB_NAME=app
 MAX_THREADS_LIMIT=400 # the server allows 500 connections
 
-log() { printf 'bench-mysql: %s\n' "$*" >&2; }
-die() {
-	printf 'bench-mysql: error: %s\n' "$*" >&2
-	exit 1
-}
+BENCH_NAME=bench-mysql
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 # ---------------------------------------------------------------- checks
 
@@ -70,7 +68,6 @@ if [[ ! -x $SYSBENCH ]]; then
 	exit 0
 fi
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 is_uint "$DURATION" && ((DURATION > 0)) || die "BENCH_DURATION must be a positive number of seconds, not '$DURATION'"
 is_uint "$TABLE_SIZE" && ((TABLE_SIZE > 0)) || die "BENCH_TABLE_SIZE must be a positive integer, not '$TABLE_SIZE'"
 is_uint "$WARMUP" || die "BENCH_WARMUP must be a number of seconds, not '$WARMUP'"
@@ -86,7 +83,6 @@ for t in $TARGETS; do
 	case $t in direct | sluice | haproxy) ;; *) die "BENCH_TARGETS: unknown target '$t'" ;; esac
 done
 case $PS_MODE in auto | disable) ;; *) die "BENCH_PS_MODE must be auto or disable, not '$PS_MODE'" ;; esac
-want() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 [[ -r /proc/self/stat ]] || die "this script needs Linux /proc to measure the proxies' CPU time"
 command -v getconf >/dev/null || die "getconf not found"
@@ -127,31 +123,7 @@ unset MYSQL_HOST MYSQL_TCP_PORT MYSQL_UNIX_PORT MYSQL_PWD
 WORK=""
 MYC_PID="" SLUICE_PID="" HAP_PID="" CUR_PID=""
 
-alive() { # PID: running and not a zombie
-	local pid=$1 stat
-	[[ -n $pid ]] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
-	{ stat=$(<"/proc/$pid/stat"); } 2>/dev/null || return 1
-	stat=${stat##*) }
-	[[ ${stat:0:1} != Z ]]
-}
 
-stop_proc() { # PID NAME SECONDS: SIGTERM, wait, then SIGKILL
-	local pid=$1 name=$2 secs=$3 i
-	[[ -n $pid ]] || return 0
-	if alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < secs * 10; i++)); do
-			alive "$pid" || break
-			sleep 0.1
-		done
-		if alive "$pid"; then
-			log "$name (pid $pid) did not stop within ${secs}s: killing it"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	fi
-	wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
 	local rc=$?
@@ -191,21 +163,7 @@ chmod 755 "$WORK"
 # run_bg OUTFILE CMD...: run CMD with its output in OUTFILE, in the
 # background so that a signal to this script is handled at once (bash defers
 # traps while a foreground command runs); the clean-up stops it.
-run_bg() {
-	local out=$1 rc=0
-	shift
-	"$@" >"$out" 2>&1 &
-	CUR_PID=$!
-	wait "$CUR_PID" || rc=$?
-	CUR_PID=""
-	return "$rc"
-}
 
-show_tail() { # FILE [LINES]
-	[[ -s $1 ]] || return 0
-	printf -- '--- last lines of %s:\n' "$1" >&2
-	tail -n "${2:-20}" "$1" | sed 's/^/  /' >&2
-}
 
 free_ports() { # N: prints N free loopback ports
 	"$WORK/mycluster" -free-ports "$1"
@@ -391,12 +349,6 @@ fi
 
 # ---------------------------------------------------------------- runs
 
-cpu_ticks() { # PID: utime+stime in clock ticks (all threads)
-	local stat f
-	stat=$(<"/proc/$1/stat") || return 1
-	read -r -a f <<<"${stat##*) }" # fields from 3 (state) on
-	echo $((f[11] + f[12]))        # fields 14 (utime) and 15 (stime)
-}
 
 target_port() { # TARGET
 	case $1 in

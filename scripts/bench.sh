@@ -49,15 +49,12 @@ DB_USER=app
 DB_PASSWORD=app
 DB_NAME=app
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-	printf 'bench: error: %s\n' "$*" >&2
-	exit 1
-}
+BENCH_NAME=bench
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 # ---------------------------------------------------------------- checks
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 is_uint "$DURATION" && ((DURATION > 0)) || die "BENCH_DURATION must be a positive number of seconds, not '$DURATION'"
 is_uint "$SCALE" && ((SCALE > 0)) || die "BENCH_SCALE must be a positive integer, not '$SCALE'"
 is_uint "$WARMUP" || die "BENCH_WARMUP must be a number of seconds, not '$WARMUP'"
@@ -73,7 +70,6 @@ done
 for t in $TARGETS; do
 	case $t in direct | sluice | pgbouncer-tx | pgbouncer-session) ;; *) die "BENCH_TARGETS: unknown target '$t'" ;; esac
 done
-want() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 [[ -r /proc/self/stat ]] || die "this script needs Linux /proc to measure the proxies' CPU time"
 command -v pgbench >/dev/null || die "pgbench not found (Debian/Ubuntu: apt-get install postgresql-client)"
@@ -119,31 +115,7 @@ export PGPASSWORD=$DB_PASSWORD PGSSLMODE=disable PGCONNECT_TIMEOUT=5 PGAPPNAME=s
 WORK=""
 PGC_PID="" SLUICE_PID="" PGB_PID=""
 
-alive() { # PID: running and not a zombie
-	local pid=$1 stat
-	[[ -n $pid ]] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
-	{ stat=$(<"/proc/$pid/stat"); } 2>/dev/null || return 1
-	stat=${stat##*) }
-	[[ ${stat:0:1} != Z ]]
-}
 
-stop_proc() { # PID NAME SECONDS: SIGTERM, wait, then SIGKILL
-	local pid=$1 name=$2 secs=$3 i
-	[[ -n $pid ]] || return 0
-	if alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < secs * 10; i++)); do
-			alive "$pid" || break
-			sleep 0.1
-		done
-		if alive "$pid"; then
-			log "$name (pid $pid) did not stop within ${secs}s: killing it"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	fi
-	wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
 	local rc=$?
@@ -186,21 +158,7 @@ chmod 755 "$WORK"
 # background so that a signal to this script is handled at once (bash defers
 # traps while a foreground command runs); the clean-up stops it.
 CUR_PID=""
-run_bg() {
-	local out=$1 rc=0
-	shift
-	"$@" >"$out" 2>&1 &
-	CUR_PID=$!
-	wait "$CUR_PID" || rc=$?
-	CUR_PID=""
-	return "$rc"
-}
 
-show_tail() { # FILE [LINES]
-	[[ -s $1 ]] || return 0
-	printf -- '--- last lines of %s:\n' "$1" >&2
-	tail -n "${2:-20}" "$1" | sed 's/^/  /' >&2
-}
 
 free_ports() { # N: prints N free loopback ports
 	"$WORK/pgcluster" -free-ports "$1"
@@ -398,12 +356,6 @@ fi
 
 # ---------------------------------------------------------------- runs
 
-cpu_ticks() { # PID: utime+stime in clock ticks (all threads)
-	local stat f
-	stat=$(<"/proc/$1/stat") || return 1
-	read -r -a f <<<"${stat##*) }" # fields from 3 (state) on
-	echo $((f[11] + f[12]))        # fields 14 (utime) and 15 (stime)
-}
 
 if ((WARMUP > 0)); then
 	log "warm-up: ${WARMUP}s direct"
