@@ -63,15 +63,16 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 		e, queued = expect{kind: '1', name: key, prev: prev, client: true}, true
 	case pgwire.MsgBind:
 		_, name, _ := pgwire.ParseBind(body)
-		if !s.ensure(bc, name) {
+		st := s.stmts[unsafeString(name)]
+		if !s.ensure(bc, name, st) {
 			return false
 		}
-		if st := s.stmts[unsafeString(name)]; st != nil && st.ops != nil {
+		if st != nil && st.ops != nil {
 			s.batchOps = append(s.batchOps, st.ops...)
 		}
 	case pgwire.MsgDescribe:
 		if kind, name, _ := pgwire.ParseTarget(body); kind == 'S' {
-			if !s.ensure(bc, name) {
+			if !s.ensure(bc, name, s.stmts[unsafeString(name)]) {
 				return false
 			}
 		}
@@ -204,10 +205,10 @@ func (s *session) takeOps() []router.SessionOp {
 	return ops
 }
 
-// ensure makes the client's statement name exist on bc, preparing it there
-// (invisibly to the client) when it was prepared on another backend.
-func (s *session) ensure(bc *bconn, name []byte) bool {
-	st := s.stmts[unsafeString(name)]
+// ensure makes the client's statement st (named name; nil if the client has
+// none) exist on bc, preparing it there (invisibly to the client) when it
+// was prepared on another backend.
+func (s *session) ensure(bc *bconn, name []byte, st *stmt) bool {
 	if st == nil {
 		return true // unknown to us: the backend answers as PostgreSQL would
 	}

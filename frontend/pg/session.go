@@ -499,8 +499,9 @@ func (s *session) sendLocked(m pgwire.Message) bool {
 			s.lockedCls.Tx = c.Tx
 		}
 	case pgwire.MsgBind:
-		if _, name, _ := pgwire.ParseBind(m.Body()); s.stmts[unsafeString(name)] != nil {
-			s.lockedCls.Write = s.lockedCls.Write || s.stmts[unsafeString(name)].cls.Write
+		_, name, _ := pgwire.ParseBind(m.Body())
+		if st := s.stmts[unsafeString(name)]; st != nil {
+			s.lockedCls.Write = s.lockedCls.Write || st.cls.Write
 		}
 	case pgwire.MsgFuncCall:
 		s.lockedCls.Write = true
