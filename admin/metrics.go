@@ -43,6 +43,12 @@ const (
 	ResultError = "error"
 )
 
+// Values of the "action" label of sluice_failovers_total.
+const (
+	FailoverPromote  = "promote"
+	FailoverDiscover = "discover"
+)
+
 // Values of the "role" label of sluice_backend_up. They match the String
 // form of topology.Role.
 const (
@@ -130,6 +136,14 @@ type Metrics struct {
 	// WriterChanges is sluice_writer_changes_total{cluster}: times this
 	// proxy adopted a topology with a different writer.
 	WriterChanges *prometheus.CounterVec
+	// Failovers is sluice_failovers_total{cluster,action}: writer changes
+	// this proxy decided for the fleet; action is FailoverPromote (it
+	// promoted a replica) or FailoverDiscover (it adopted a backend that
+	// another tool had promoted).
+	Failovers *prometheus.CounterVec
+	// FleetMembers is sluice_fleet_members: live fleet members this proxy
+	// sees, itself included (1 without gossip).
+	FleetMembers prometheus.Gauge
 
 	// ProtocolErrors is sluice_protocol_errors_total{listener,kind}: client
 	// protocol violations; kind is e.g. ProtocolErrorMalformed or
@@ -223,6 +237,16 @@ func NewMetrics() *Metrics {
 			Name:      "writer_changes_total",
 			Help:      "Times a topology with a different writer was adopted, per cluster.",
 		}, []string{"cluster"}),
+		Failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "failovers_total",
+			Help:      "Writer changes this proxy decided for the fleet, per cluster and action (promote, discover).",
+		}, []string{"cluster", "action"}),
+		FleetMembers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace,
+			Name:      "fleet_members",
+			Help:      "Live fleet members this proxy sees, itself included.",
+		}),
 
 		ProtocolErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
@@ -248,6 +272,8 @@ func NewMetrics() *Metrics {
 		m.ReplicaLag,
 		m.TopologyEpoch,
 		m.WriterChanges,
+		m.Failovers,
+		m.FleetMembers,
 		m.ProtocolErrors,
 	)
 	return m

@@ -82,6 +82,8 @@ func TestMetricsNamesAndLabels(t *testing.T) {
 	m.ReplicaLag.WithLabelValues("main", "db2").Set(0.5)
 	m.TopologyEpoch.WithLabelValues("main").Set(7)
 	m.WriterChanges.WithLabelValues("main").Inc()
+	m.Failovers.WithLabelValues("main", FailoverPromote).Inc()
+	m.FleetMembers.Set(3)
 	m.ProtocolErrors.WithLabelValues("pg", ProtocolErrorTooLarge).Inc()
 
 	want := map[string][]string{
@@ -100,6 +102,8 @@ func TestMetricsNamesAndLabels(t *testing.T) {
 		"sluice_replica_lag_seconds":              {"backend", "cluster"},
 		"sluice_topology_epoch":                   {"cluster"},
 		"sluice_writer_changes_total":             {"cluster"},
+		"sluice_failovers_total":                  {"action", "cluster"},
+		"sluice_fleet_members":                    nil,
 		"sluice_protocol_errors_total":            {"kind", "listener"},
 	}
 	families, err := m.Registry.Gather()

@@ -57,6 +57,9 @@ type Config struct {
 	Health Health `mapstructure:"health"`
 	// Gossip configures the fleet of proxies; off by default (empty Bind).
 	Gossip Gossip `mapstructure:"gossip"`
+	// Failover configures what happens when the fleet agrees that a
+	// cluster's writer is down; see Failover for the defaults.
+	Failover Failover `mapstructure:"failover"`
 	// HTTP configures /metrics, /status and /healthz; off by default.
 	HTTP HTTP `mapstructure:"http"`
 	// Server holds limits and timeouts; see Server for the defaults.
@@ -192,6 +195,12 @@ type Cluster struct {
 	// MonitorUser names the user (from Config.Users) the health probes log in
 	// as; default: the first user.
 	MonitorUser string `mapstructure:"monitor_user"`
+	// AdminUser names the user (from Config.Users) that promotes a replica
+	// and re-points the others when failover.promote is on; it needs
+	// superuser rights (PostgreSQL: pg_promote, ALTER SYSTEM; MariaDB:
+	// SUPER / READ_ONLY ADMIN and REPLICATION SLAVE ADMIN). Default: the
+	// monitor user.
+	AdminUser string `mapstructure:"admin_user"`
 	// MonitorDatabase is the database the probes connect to; default
 	// "postgres" for postgres clusters, "" for mysql clusters.
 	MonitorDatabase string `mapstructure:"monitor_database"`
@@ -240,7 +249,11 @@ type Health struct {
 // Gossip configures the memberlist fleet of proxies.
 type Gossip struct {
 	// Bind is host:port for gossip (TCP and UDP); default "" = gossip off.
+	// The host must be an IP address; port 0 picks a free port.
 	Bind string `mapstructure:"bind"`
+	// Name is this proxy's member name, unique in the fleet; the member
+	// with the lowest name leads failovers. Default: Advertise, else Bind.
+	Name string `mapstructure:"name"`
 	// Advertise is the host:port peers should use to reach this proxy;
 	// default "" = derived from Bind.
 	Advertise string `mapstructure:"advertise"`
@@ -272,6 +285,18 @@ func (g Gossip) Key() ([]byte, error) {
 		return k, nil
 	}
 	return nil, fmt.Errorf("decodes to %d bytes, want 16, 24 or 32", len(k))
+}
+
+// Failover configures failover for every cluster.
+type Failover struct {
+	// Promote lets the fleet's leader promote the most advanced healthy
+	// replica when a quorum agrees the writer is down and no other backend
+	// reports itself writer; default false (discovery only: a backend
+	// promoted by another tool is adopted).
+	Promote bool `mapstructure:"promote"`
+	// Hold is how long a statement that needs the writer waits while there
+	// is none before it fails; default 10s.
+	Hold time.Duration `mapstructure:"hold"`
 }
 
 // HTTP configures the HTTP endpoint (/metrics /status /healthz).

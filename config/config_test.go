@@ -122,7 +122,7 @@ func TestLoadExampleFile(t *testing.T) {
 		},
 		Consistency: "session", ReaderBalance: "round_robin", ReaderFallback: "writer",
 		MaxReplicaLag: 10 * time.Second, WriterFunctions: []string{},
-		MonitorUser: "app", MonitorDatabase: "postgres", BackendTLS: "disable",
+		MonitorUser: "app", AdminUser: "app", MonitorDatabase: "postgres", BackendTLS: "disable",
 	}
 	if !reflect.DeepEqual(cl, wantCluster) {
 		t.Errorf("main-pg = %+v\nwant %+v", cl, wantCluster)

@@ -26,6 +26,8 @@ var topDefaults = []struct {
 	{"health.failures", 3},
 	{"health.successes", 2},
 	{"gossip.fleet_size", 1},
+	{"failover.promote", false},
+	{"failover.hold", 10 * time.Second},
 	{"server.max_message_size", 64 * MiB},
 	{"server.auth_failure_delay", 100 * time.Millisecond},
 	{"server.connect_timeout", 5 * time.Second},
@@ -390,6 +392,9 @@ func (c *Config) applyDefaults() {
 		}
 		if cl.MonitorUser == "" && len(c.Users) > 0 {
 			cl.MonitorUser = c.Users[0].Name
+		}
+		if cl.AdminUser == "" {
+			cl.AdminUser = cl.MonitorUser
 		}
 		if cl.MonitorDatabase == "" && cl.Protocol == ProtocolPostgres {
 			cl.MonitorDatabase = defaultPostgresMonitorDB

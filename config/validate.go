@@ -149,9 +149,15 @@ func (c *Config) validate(passwordReported map[int]bool) error {
 				p.add("clusters."+name+".monitor_user", "unknown user %q (not in users)", mu)
 			}
 		}
+		if au := c.Clusters[name].AdminUser; au != "" && len(c.Users) > 0 {
+			if _, ok := c.User(au); !ok {
+				p.add("clusters."+name+".admin_user", "unknown user %q (not in users)", au)
+			}
+		}
 	}
 
 	// Health.
+	p.positive("failover.hold", c.Failover.Hold)
 	p.positive("health.interval", c.Health.Interval)
 	p.positive("health.timeout", c.Health.Timeout)
 	if c.Health.Failures < 1 {
@@ -166,6 +172,9 @@ func (c *Config) validate(passwordReported map[int]bool) error {
 	if g.Bind != "" {
 		if b, ok := checkListenAddr(&p, "gossip.bind", g.Bind); ok {
 			binds = append(binds, b)
+			if h, _, err := net.SplitHostPort(g.Bind); err == nil && h != "" && net.ParseIP(h) == nil {
+				p.add("gossip.bind", "host %q must be an IP address", h)
+			}
 		}
 	} else {
 		if g.Advertise != "" {

@@ -36,6 +36,24 @@ type MonitorOptions struct {
 	Metrics *admin.Metrics
 	// Logger receives state changes (default slog.Default()).
 	Logger *slog.Logger
+
+	// Fleet, when set, shares this instance's verdicts with the other
+	// Sluice instances; the writer is then changed only when a majority of
+	// Fleet.FleetSize() agrees, and writes are held while this instance
+	// sees fewer members than that. Default nil: a lone instance, which
+	// decides alone.
+	Fleet Fleet
+	// Promoter, when set, lets this instance (when it leads the fleet)
+	// promote the most advanced healthy replica once the fleet agrees the
+	// writer is down and no other backend reports itself writer. Default
+	// nil: discovery only (a backend promoted by another tool is adopted).
+	Promoter Promoter
+	// VerdictMaxAge is how old a member's verdict may be and still count
+	// towards the quorum (default 4×Interval, at least 2s).
+	VerdictMaxAge time.Duration
+	// PromoteTimeout bounds promoting one replica, and re-pointing each
+	// other replica (default 30s).
+	PromoteTimeout time.Duration
 }
 
 // backendState is the monitor's running verdict on one backend.
@@ -52,11 +70,15 @@ type backendState struct {
 type Monitor struct {
 	o      MonitorOptions
 	log    *slog.Logger
-	mu     sync.Mutex // serialises rounds
+	mu     sync.Mutex // serialises rounds; guards everything below but smu's
 	prob   []Prober
 	states []backendState
 	epoch  uint64
-	writer int
+	writer int         // index of the epoch's writer, -1 when none is known
+	fleet  FleetStatus // being built by the current round
+
+	smu   sync.Mutex
+	shown FleetStatus // as of the last finished round
 }
 
 // NewMonitor returns a Monitor; nothing runs until ProbeOnce or Run.
@@ -75,6 +97,12 @@ func NewMonitor(o MonitorOptions) *Monitor {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.VerdictMaxAge <= 0 {
+		o.VerdictMaxAge = max(4*o.Interval, 2*time.Second)
+	}
+	if o.PromoteTimeout <= 0 {
+		o.PromoteTimeout = 30 * time.Second
 	}
 	m := &Monitor{o: o, log: o.Logger.With("cluster", o.Cluster), writer: -1}
 	for _, b := range o.Backends {
@@ -112,30 +140,48 @@ func (m *Monitor) close() {
 func (m *Monitor) ProbeOnce(ctx context.Context) *topology.Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	type outcome struct {
-		r   Result
-		err error
-		d   time.Duration
-		at  time.Time
-	}
 	out := make([]outcome, len(m.prob))
 	var wg sync.WaitGroup
-	for i, p := range m.prob {
+	for i := range m.prob {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pctx, cancel := context.WithTimeout(ctx, m.o.Timeout)
-			defer cancel()
-			start := time.Now()
-			r, err := p.Probe(pctx)
-			out[i] = outcome{r: r, err: err, d: time.Since(start), at: time.Now()}
+			out[i] = m.probe(ctx, i)
 		}()
 	}
 	wg.Wait()
 	for i := range m.states {
 		m.apply(&m.states[i], out[i].r, out[i].err, out[i].d, out[i].at)
 	}
-	return m.publish()
+	held := m.decide(ctx)
+	s := m.publish(held)
+	m.smu.Lock()
+	m.shown = m.fleet
+	m.smu.Unlock()
+	return s
+}
+
+// outcome is one probe's result.
+type outcome struct {
+	r   Result
+	err error
+	d   time.Duration
+	at  time.Time
+}
+
+// probe runs one probe of backend i.
+func (m *Monitor) probe(ctx context.Context, i int) outcome {
+	pctx, cancel := context.WithTimeout(ctx, m.o.Timeout)
+	defer cancel()
+	start := time.Now()
+	r, err := m.prob[i].Probe(pctx)
+	return outcome{r: r, err: err, d: time.Since(start), at: time.Now()}
+}
+
+// probeOne probes backend i alone and folds in the result.
+func (m *Monitor) probeOne(ctx context.Context, i int) {
+	o := m.probe(ctx, i)
+	m.apply(&m.states[i], o.r, o.err, o.d, o.at)
 }
 
 // apply folds one probe outcome into a backend's verdict.
@@ -164,7 +210,7 @@ func (m *Monitor) apply(st *backendState, r Result, err error, d time.Duration, 
 	if met != nil && b.Role != r.Role {
 		met.BackendUp.DeleteLabelValues(m.o.Cluster, b.Name, b.Role.String())
 	}
-	b.Role, b.Position, b.Lag, b.Latency, b.LastError = r.Role, r.Position, r.Lag, d, ""
+	b.Role, b.Position, b.Received, b.Lag, b.Latency, b.LastError = r.Role, r.Position, r.Received, r.Lag, d, ""
 	if !b.Healthy && (!st.seen || st.successes >= m.o.Successes) {
 		b.Healthy = true
 		m.log.Info("backend up", "backend", b.Name, "role", b.Role)
@@ -177,27 +223,10 @@ func (m *Monitor) apply(st *backendState, r Result, err error, d time.Duration, 
 	}
 }
 
-// publish elects the writer and publishes a snapshot. The current writer
-// keeps its place while it is a healthy writer; otherwise the first healthy
-// writer in configuration order takes over under a new epoch.
-func (m *Monitor) publish() *topology.Snapshot {
-	keep := m.writer >= 0 && m.states[m.writer].b.Healthy && m.states[m.writer].b.Role == topology.RoleWriter
-	if !keep {
-		for i, st := range m.states {
-			if st.b.Healthy && st.b.Role == topology.RoleWriter {
-				if i != m.writer {
-					m.epoch++
-					m.log.Info("writer elected", "backend", st.b.Name, "epoch", m.epoch)
-					if m.o.Metrics != nil {
-						m.o.Metrics.WriterChanges.WithLabelValues(m.o.Cluster).Inc()
-					}
-				}
-				m.writer = i
-				break
-			}
-		}
-	}
-	s := &topology.Snapshot{Epoch: m.epoch, Writer: m.writer, Taken: time.Now()}
+// publish builds the snapshot of this round and hands it to Publish. held
+// says why writes are held ("" when they are not).
+func (m *Monitor) publish(held string) *topology.Snapshot {
+	s := &topology.Snapshot{Epoch: m.epoch, Writer: m.writer, Taken: time.Now(), Held: held}
 	s.Backends = make([]topology.Backend, len(m.states))
 	var writerPos uint64
 	if m.writer >= 0 && m.states[m.writer].b.Role == topology.RoleWriter {
@@ -205,6 +234,9 @@ func (m *Monitor) publish() *topology.Snapshot {
 	}
 	for i, st := range m.states {
 		s.Backends[i] = st.b
+		if i != m.writer && m.writer >= 0 && st.b.Role == topology.RoleWriter {
+			s.Backends[i].Fenced = true // accepts (or accepted) writes, but is not the epoch's writer
+		}
 		if b := &s.Backends[i]; b.Role == topology.RoleReader && writerPos > 0 && b.Position >= writerPos {
 			b.Lag = 0 // caught up: the age of its last replayed transaction says nothing
 		}

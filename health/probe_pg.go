@@ -15,7 +15,12 @@ import (
 // Result is what one successful probe learned about a backend.
 type Result struct {
 	Role     topology.Role
-	Position uint64        // WAL LSN: current on the writer, replayed on a replica
+	Position uint64 // WAL LSN: current on the writer, replayed on a replica
+	// Received is the position received and stored: the writer's current
+	// WAL LSN / a replica's received LSN (PostgreSQL); the domain-0 GTID
+	// sequence of Gtid_IO_Pos on a replica, Position on the writer
+	// (MariaDB). See topology.Backend.Received.
+	Received uint64
 	Lag      time.Duration // replica apply delay; zero when caught up
 }
 
@@ -28,7 +33,8 @@ type Prober interface {
 
 // PGProber probes a PostgreSQL backend over a persistent monitoring
 // connection: role from pg_is_in_recovery(), position from
-// pg_current_wal_lsn() / pg_last_wal_replay_lsn(), and the age of the last
+// pg_current_wal_lsn() / pg_last_wal_replay_lsn(), received position from
+// pg_current_wal_lsn() / pg_last_wal_receive_lsn(), and the age of the last
 // replayed transaction (see pgProbeSQL for how it becomes the lag).
 type PGProber struct {
 	Addr     string
@@ -46,10 +52,19 @@ type PGProber struct {
 // caught up with the writer's position of the same round (an idle primary
 // must not make its replicas look stale), and keeps it for replicas that
 // fell behind, including ones whose WAL receiver is disconnected.
+//
+// The fourth column is the received position. On a replica it is the
+// greater of pg_last_wal_receive_lsn() and pg_last_wal_replay_lsn(): the
+// receive LSN is NULL until the WAL receiver has streamed since the server
+// started, and restarts at a segment boundary that may lie before the
+// replay LSN when the receiver reconnects; WAL that was replayed was
+// received (GREATEST ignores NULLs).
 const pgProbeSQL = `SELECT pg_is_in_recovery(),
  CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
  CASE WHEN NOT pg_is_in_recovery() THEN 0
-      ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END`
+      ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END,
+ CASE WHEN pg_is_in_recovery() THEN GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
+      ELSE pg_current_wal_lsn() END`
 
 // Probe runs one probe, connecting first if needed.
 func (p *PGProber) Probe(ctx context.Context) (Result, error) {
@@ -60,7 +75,7 @@ func (p *PGProber) Probe(ctx context.Context) (Result, error) {
 	}
 	rr := p.conn.Exec(ctx, pgProbeSQL)
 	results, err := rr.ReadAll()
-	if err == nil && (len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 3) {
+	if err == nil && (len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 4) {
 		err = fmt.Errorf("unexpected probe result shape")
 	}
 	if err != nil {
@@ -86,35 +101,55 @@ func (p *PGProber) Probe(ctx context.Context) (Result, error) {
 		}
 		r.Lag = time.Duration(secs * float64(time.Second))
 	}
+	if row[3] != nil {
+		if r.Received, err = topology.ParseLSN(string(row[3])); err != nil {
+			return Result{}, fmt.Errorf("probe %s: %w", p.Addr, err)
+		}
+	}
 	return r, nil
 }
 
 func (p *PGProber) connect(ctx context.Context) error {
-	host, port, err := net.SplitHostPort(p.Addr)
+	c, err := pgConnect(ctx, p.Addr, p.User, p.Password, p.Database, p.TLS, "sluice-health", nil)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", p.Addr, err)
 	}
-	mode := p.TLS
+	p.conn = c
+	return nil
+}
+
+// pgConnect opens a connection to the PostgreSQL server at addr (host:port)
+// on database (default "postgres") with sslmode tls (default "disable"),
+// announcing appName as application_name. params are further run-time
+// parameters.
+func pgConnect(ctx context.Context, addr, user, password, database, tls, appName string, params map[string]string) (*pgconn.PgConn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	mode := tls
 	if mode == "" {
 		mode = "disable"
 	}
 	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=%s", host, port, mode))
 	if err != nil {
-		return fmt.Errorf("probe %s: %w", p.Addr, err)
+		return nil, err
 	}
-	cfg.User = p.User
-	cfg.Password = p.Password
-	cfg.Database = p.Database
+	cfg.User = user
+	cfg.Password = password
+	cfg.Database = database
 	if cfg.Database == "" {
 		cfg.Database = "postgres"
 	}
-	cfg.RuntimeParams = map[string]string{"application_name": "sluice-health"}
+	cfg.RuntimeParams = map[string]string{"application_name": appName}
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
+	}
 	c, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("probe %s: connect: %w", p.Addr, err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
-	p.conn = c
-	return nil
+	return c, nil
 }
 
 // Close drops the monitoring connection.

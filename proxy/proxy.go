@@ -56,6 +56,7 @@ type Proxy struct {
 	connIDs   *mysqlfe.ConnRegistry
 	admin     *admin.Server
 	httpAddr  net.Addr
+	gossip    *gossip // nil when gossip is off
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -78,6 +79,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 	passwords := make(map[string]string, len(cfg.Users))
 	for _, u := range cfg.Users {
 		passwords[u.Name] = u.Password
+	}
+	var fl health.Fleet
+	if cfg.Gossip.Enabled() {
+		p.gossip = newGossip(cfg.Gossip, log)
+		fl = p.gossip
 	}
 	for name, cc := range cfg.Clusters {
 		if cc.Protocol != config.ProtocolPostgres && cc.Protocol != config.ProtocolMySQL {
@@ -103,6 +109,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 		}
 		monPass := passwords[monUser]
 		tlsMode := cc.BackendTLS
+		var promoter health.Promoter
+		if cfg.Failover.Promote {
+			adminUser := cc.AdminUser
+			if adminUser == "" {
+				adminUser = monUser
+			}
+			if cc.Protocol == config.ProtocolMySQL {
+				promoter = &health.MySQLPromoter{User: adminUser, Password: passwords[adminUser]}
+			} else {
+				promoter = &health.PGPromoter{User: adminUser, Password: passwords[adminUser], Database: cc.MonitorDatabase, TLS: tlsMode}
+			}
+		}
 		cr.monitor = health.NewMonitor(health.MonitorOptions{
 			Cluster:  name,
 			Backends: bs,
@@ -119,6 +137,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 			Publish:   func(s *topology.Snapshot) { cr.cluster.Publish(s) },
 			Metrics:   p.metrics,
 			Logger:    log,
+			Fleet:     fl,
+			Promoter:  promoter,
 		})
 		p.clusters[name] = cr
 		p.order = append(p.order, name)
@@ -160,6 +180,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 				AuthFailureDelay: cfg.Server.AuthFailureDelay,
 				ConnectTimeout:   cfg.Server.ConnectTimeout,
 				StartupTimeout:   cfg.Server.StartupTimeout,
+				WriterHold:       cfg.Failover.Hold,
 				ConnIDs:          p.connIDs,
 				Metrics:          p.metrics,
 				Logger:           log,
@@ -185,6 +206,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 			AuthFailureDelay: cfg.Server.AuthFailureDelay,
 			ConnectTimeout:   cfg.Server.ConnectTimeout,
 			StartupTimeout:   cfg.Server.StartupTimeout,
+			WriterHold:       cfg.Failover.Hold,
 			Cancels:          p.cancels,
 			Metrics:          p.metrics,
 			Logger:           log,
@@ -198,6 +220,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 // binds every listener and the HTTP server, and starts serving. On error
 // nothing is left running.
 func (p *Proxy) Start(ctx context.Context) error {
+	if p.gossip != nil {
+		if err := p.gossip.start(); err != nil {
+			return fmt.Errorf("gossip: %w", err)
+		}
+		if len(p.cfg.Gossip.Join) > 0 {
+			if _, err := p.gossip.f.Load().Join(p.cfg.Gossip.Join); err != nil {
+				p.log.Warn("gossip: no peer reached yet; retrying in the background", "err", err)
+			}
+		}
+	}
 	for _, name := range p.order {
 		cr := p.clusters[name]
 		s := cr.monitor.ProbeOnce(ctx)
@@ -209,6 +241,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 		ln, err := net.Listen("tcp", l.cfg.Address)
 		if err != nil {
 			p.closeListeners()
+			p.stopGossip()
 			return fmt.Errorf("listener %s: %w", l.cfg.Name, err)
 		}
 		l.ln = ln
@@ -224,12 +257,20 @@ func (p *Proxy) Start(ctx context.Context) error {
 		addr, err := p.admin.Start()
 		if err != nil {
 			p.closeListeners()
+			p.stopGossip()
 			return fmt.Errorf("http: %w", err)
 		}
 		p.httpAddr = addr
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	p.stop = stop
+	if p.gossip != nil {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.gossip.run(runCtx)
+		}()
+	}
 	for _, name := range p.order {
 		cr := p.clusters[name]
 		p.wg.Add(1)
@@ -249,6 +290,21 @@ func (p *Proxy) Start(ctx context.Context) error {
 		p.log.Info("listening", "listener", l.cfg.Name, "address", l.ln.Addr().String(), "route", l.cfg.Route, "cluster", l.cfg.Cluster)
 	}
 	return nil
+}
+
+func (p *Proxy) stopGossip() {
+	if p.gossip != nil {
+		p.gossip.stop()
+	}
+}
+
+// FleetAddr returns the address other instances can join (gossip.join),
+// or "" when gossip is off or not started.
+func (p *Proxy) FleetAddr() string {
+	if p.gossip == nil {
+		return ""
+	}
+	return p.gossip.Addr()
 }
 
 func (p *Proxy) closeListeners() {
@@ -326,5 +382,6 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		cancel()
 	}
 	p.wg.Wait()
+	p.stopGossip()
 	return errors.Join(errs...)
 }

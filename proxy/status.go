@@ -1,15 +1,29 @@
 package proxy
 
 import (
+	"maps"
+	"slices"
+	"strconv"
 	"time"
+
+	"github.com/sluicedb/sluice/config"
 
 	"github.com/sluicedb/sluice/topology"
 )
 
 // Status is the JSON document served at /status.
 type Status struct {
+	Fleet     *FleetStatus     `json:"fleet,omitempty"` // nil when gossip is off
 	Clusters  []ClusterStatus  `json:"clusters"`
 	Listeners []ListenerStatus `json:"listeners"`
+}
+
+// FleetStatus describes this instance's view of the fleet.
+type FleetStatus struct {
+	Self    string   `json:"self"`
+	Address string   `json:"address"`
+	Size    int      `json:"fleet_size"`
+	Members []string `json:"members"` // live members, this instance included
 }
 
 // ClusterStatus describes one cluster's current topology.
@@ -17,8 +31,30 @@ type ClusterStatus struct {
 	Name     string          `json:"name"`
 	Protocol string          `json:"protocol"`
 	Epoch    uint64          `json:"epoch"`
-	Writer   string          `json:"writer,omitempty"`
+	Writer   string          `json:"writer,omitempty"` // the epoch's writer, usable or not
+	Writable bool            `json:"writable"`         // writes are being routed to it
+	Held     string          `json:"writes_held,omitempty"`
 	Backends []BackendStatus `json:"backends"`
+	Failover FailoverStatus  `json:"failover"`
+}
+
+// FailoverStatus describes the fleet's decision on a cluster as this
+// instance last saw it.
+type FailoverStatus struct {
+	CanAct    bool            `json:"can_act"` // sees a majority of the fleet
+	Leader    string          `json:"leader,omitempty"`
+	Decision  string          `json:"decision,omitempty"`
+	Failovers int             `json:"failovers"` // writer changes this instance decided
+	Verdicts  []VerdictStatus `json:"verdicts"`
+}
+
+// VerdictStatus is one fleet member's verdict on a cluster.
+type VerdictStatus struct {
+	Member string    `json:"member"`
+	Epoch  uint64    `json:"epoch"`
+	Writer string    `json:"writer,omitempty"`
+	Down   []string  `json:"down"`
+	At     time.Time `json:"at"`
 }
 
 // BackendStatus describes one backend as last probed.
@@ -26,8 +62,10 @@ type BackendStatus struct {
 	Name      string    `json:"name"`
 	Address   string    `json:"address"`
 	Role      string    `json:"role"`
+	State     string    `json:"state"` // up, down or fenced
 	Healthy   bool      `json:"healthy"`
 	Position  string    `json:"position,omitempty"`
+	Received  string    `json:"received,omitempty"`
 	LagSecs   float64   `json:"lag_seconds"`
 	LatencyMs float64   `json:"probe_latency_ms"`
 	Sessions  int64     `json:"sessions"`
@@ -47,21 +85,42 @@ type ListenerStatus struct {
 // Status returns the instance's current status.
 func (p *Proxy) Status() Status {
 	var st Status
+	if g := p.gossip; g != nil {
+		fs := &FleetStatus{Self: g.Name(), Address: g.Addr(), Size: g.FleetSize()}
+		if f := g.f.Load(); f != nil {
+			fs.Members = f.LiveMembers()
+		}
+		st.Fleet = fs
+	}
 	for _, name := range p.order {
 		cr := p.clusters[name]
 		s := cr.cluster.Snapshot()
-		cs := ClusterStatus{Name: name, Protocol: cr.cfg.Protocol, Epoch: s.Epoch}
-		if w, ok := s.WriterBackend(); ok {
-			cs.Writer = w.Name
+		cs := ClusterStatus{Name: name, Protocol: cr.cfg.Protocol, Epoch: s.Epoch, Writer: s.WriterName(), Held: s.Held}
+		_, cs.Writable = s.WriterBackend()
+		fl := cr.monitor.Fleet()
+		cs.Failover = FailoverStatus{CanAct: fl.CanAct, Leader: fl.Leader, Decision: fl.Decision, Failovers: fl.Failovers}
+		for _, m := range slices.Sorted(maps.Keys(fl.Members)) {
+			v := fl.Members[m]
+			cs.Failover.Verdicts = append(cs.Failover.Verdicts, VerdictStatus{Member: m, Epoch: v.Epoch, Writer: v.Writer, Down: v.Down, At: v.At})
 		}
 		for i, b := range s.Backends {
+			state := "up"
+			switch {
+			case b.Fenced:
+				state = "fenced"
+			case !b.Healthy:
+				state = "down"
+			}
 			bs := BackendStatus{
-				Name: b.Name, Address: b.Addr, Role: b.Role.String(), Healthy: b.Healthy,
+				Name: b.Name, Address: b.Addr, Role: b.Role.String(), State: state, Healthy: b.Healthy,
 				LagSecs: b.Lag.Seconds(), LatencyMs: float64(b.Latency) / float64(time.Millisecond),
 				Sessions: cr.cluster.Active(i), LastProbe: b.LastProbe, LastError: b.LastError,
 			}
 			if b.Position != 0 {
-				bs.Position = topology.FormatLSN(b.Position)
+				bs.Position = formatPosition(cr.cfg.Protocol, b.Position)
+			}
+			if b.Received != 0 {
+				bs.Received = formatPosition(cr.cfg.Protocol, b.Received)
 			}
 			cs.Backends = append(cs.Backends, bs)
 		}
@@ -75,4 +134,13 @@ func (p *Proxy) Status() Status {
 		st.Listeners = append(st.Listeners, ListenerStatus{Name: l.cfg.Name, Protocol: l.cfg.Protocol, Address: addr, Route: l.cfg.Route, Cluster: l.cfg.Cluster})
 	}
 	return st
+}
+
+// formatPosition renders a replication position: an LSN for PostgreSQL, a
+// GTID sequence number for MySQL.
+func formatPosition(protocol string, pos uint64) string {
+	if protocol == config.ProtocolMySQL {
+		return strconv.FormatUint(pos, 10)
+	}
+	return topology.FormatLSN(pos)
 }

@@ -44,12 +44,26 @@ type Backend struct {
 	// PostgreSQL's WAL LSN (the writer's current LSN, a replica's replay
 	// LSN). Zero when unknown.
 	Position uint64
+	// Received is the replication position the backend has received and
+	// stored, comparable with Position: PostgreSQL's
+	// pg_last_wal_receive_lsn() on a replica (never less than its replay
+	// LSN), pg_current_wal_lsn() on the writer; MariaDB's sequence number of
+	// the domain-0 GTID in Gtid_IO_Pos (SHOW SLAVE STATUS) on a replica,
+	// the same as Position on the writer. A failover promotes the replica
+	// with the highest Received: promotion applies everything received.
+	// Zero when unknown.
+	Received uint64
 	// Lag is the replica's apply delay as last measured (zero for the
 	// writer, or when the replica is idle and caught up).
 	Lag       time.Duration
 	Latency   time.Duration // duration of the last successful probe
 	LastProbe time.Time     // when the last probe finished (success or not)
 	LastError string        // the last probe error, "" after a success
+	// Fenced marks a backend that accepts writes but is not the writer of
+	// the current epoch (an old writer that came back after a failover).
+	// It gets neither writes nor reads until an operator re-seeds it as a
+	// replica.
+	Fenced bool
 }
 
 // Snapshot is an immutable view of a cluster.
@@ -58,6 +72,11 @@ type Snapshot struct {
 	Backends []Backend // in configuration order
 	Writer   int       // index into Backends of the current writer, or -1
 	Taken    time.Time
+	// Held, when not empty, says why writes are held although a writer is
+	// known (for instance: this proxy sees too few fleet members to know
+	// that the writer is still the fleet's). WriterBackend reports no
+	// writer while it is set.
+	Held string
 }
 
 // WriterBackend returns the current writer, if there is a healthy one.
@@ -66,7 +85,16 @@ func (s *Snapshot) WriterBackend() (Backend, bool) {
 		return Backend{}, false
 	}
 	b := s.Backends[s.Writer]
-	return b, b.Healthy && b.Role == RoleWriter
+	return b, b.Healthy && b.Role == RoleWriter && s.Held == ""
+}
+
+// WriterName returns the name of the current epoch's writer, usable or
+// not, or "" when none is known.
+func (s *Snapshot) WriterName() string {
+	if s == nil || s.Writer < 0 || s.Writer >= len(s.Backends) {
+		return ""
+	}
+	return s.Backends[s.Writer].Name
 }
 
 // Readers appends to dst the indexes of healthy readers whose lag is within
@@ -76,7 +104,7 @@ func (s *Snapshot) Readers(dst []int, maxLag time.Duration) []int {
 		return dst
 	}
 	for i, b := range s.Backends {
-		if b.Role != RoleReader || !b.Healthy {
+		if b.Role != RoleReader || !b.Healthy || b.Fenced {
 			continue
 		}
 		if maxLag > 0 && b.Lag > maxLag {

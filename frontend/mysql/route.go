@@ -20,9 +20,20 @@ func (s *session) pick(cls router.Class) (*bconn, error) {
 		return nil, errClosing
 	}
 	if cur := s.cur; cur != nil && !cur.dead && s.inTx() {
+		if s.fenced(cur) {
+			// The transaction runs on a writer the fleet has replaced.
+			s.lost(cur)
+			return nil, errFenced
+		}
 		return cur, nil
 	}
 	if p := s.pinnedTo; p != nil && !p.dead {
+		if s.fenced(p) {
+			s.mu.Lock()
+			s.closing = true
+			s.mu.Unlock()
+			return nil, fmt.Errorf("the writer changed (failover): %s is no longer the writer and the session state (%s) held there cannot be moved", p.addr, s.pinned)
+		}
 		return p, nil
 	}
 	st := router.State{Pinned: s.pinned != "" || cls.Pin != ""}
@@ -36,18 +47,46 @@ func (s *session) pick(cls router.Class) (*bconn, error) {
 }
 
 // writerConn returns the session's connection to the current writer,
-// waiting for one (up to ctx) when none is known.
+// waiting up to the writer hold for one when none is known (a failover is
+// under way).
 func (s *session) writerConn(ctx context.Context) (*bconn, error) {
 	cl := s.srv.opts.Cluster
+	epoch := cl.Snapshot().Epoch
 	idx, b, ok := cl.Writer()
 	if !ok {
 		var err error
-		idx, b, err = cl.WaitWriter(ctx)
+		wctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.WriterHold)
+		idx, b, err = cl.WaitWriter(wctx)
+		cancel()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w (waited %v)", err, s.srv.opts.WriterHold)
 		}
+		epoch = cl.Snapshot().Epoch
 	}
-	return s.connTo(ctx, idx, b, router.TargetWriter)
+	bc, err := s.connTo(ctx, idx, b, router.TargetWriter)
+	if err == nil {
+		bc.epoch = epoch
+	}
+	return bc, err
+}
+
+// fenced reports whether bc, a connection to the writer, was confirmed
+// under an older topology epoch and its backend is no longer the writer:
+// it must not take another statement. A connection whose backend is still
+// the writer is confirmed under the current epoch.
+func (s *session) fenced(bc *bconn) bool {
+	if bc.target != router.TargetWriter {
+		return false
+	}
+	snap := s.srv.opts.Cluster.Snapshot()
+	if bc.epoch == snap.Epoch {
+		return false
+	}
+	if snap.Writer >= 0 && snap.Backends[snap.Writer].Addr == bc.addr {
+		bc.epoch = snap.Epoch
+		return false
+	}
+	return true
 }
 
 // readerConn returns a connection to a replica that may serve the

@@ -53,6 +53,10 @@ type Options struct {
 	MaxMessageSize int
 	// AuthFailureDelay delays every failed login answer (default 100ms).
 	AuthFailureDelay time.Duration
+	// WriterHold is how long a statement that needs the writer waits for
+	// one while there is none (during a failover) before it fails
+	// (default 10s).
+	WriterHold time.Duration
 	// ConnectTimeout bounds dialing a backend and waiting for a writer
 	// (default 5s).
 	ConnectTimeout time.Duration
@@ -91,6 +95,9 @@ func NewServer(o Options) *Server {
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 5 * time.Second
+	}
+	if o.WriterHold <= 0 {
+		o.WriterHold = 10 * time.Second
 	}
 	if o.StartupTimeout <= 0 {
 		o.StartupTimeout = 10 * time.Second

@@ -45,6 +45,7 @@ type bconn struct {
 	setVersion uint64
 	multiOff   bool
 	dead       bool
+	epoch      uint64 // topology epoch under which it was last confirmed as the writer
 }
 
 type setting struct{ name, text string }
@@ -97,6 +98,8 @@ var (
 	errNoReader    = errors.New("no healthy replica is available")
 	errClosing     = errors.New("session is closing")
 	errBackendLost = errors.New("lost connection to the backend")
+	errTxLost      = errors.New("lost connection to the backend; the open transaction was rolled back")
+	errFenced      = errors.New("the writer changed (failover); the open transaction on the old writer was rolled back")
 )
 
 // inTx reports whether the server holds a transaction open for the session
@@ -158,7 +161,11 @@ func (s *session) sendError(err error) {
 		s.writePacket(1, mysqlwire.AppendERR(nil, *me, s.caps))
 		return
 	}
-	s.sendERR(1, mysqlwire.ERUnknownError, err.Error())
+	code := mysqlwire.ERUnknownError
+	if errors.Is(err, errBackendLost) || errors.Is(err, errTxLost) || errors.Is(err, errFenced) {
+		code = mysqlwire.CRServerLost
+	}
+	s.sendERR(1, code, err.Error())
 }
 
 // Run is the session goroutine: it serves commands until the client leaves
@@ -378,14 +385,21 @@ func (s *session) run1(bc *bconn, p []byte, kind int) (ok, alive bool) {
 	}
 	if err != nil {
 		inTx := s.inTx()
+		pinned := s.pinnedTo == bc
 		s.lost(bc)
 		if relayed {
 			return false, false
 		}
-		s.sendError(errBackendLost)
-		// A transaction open on the lost connection is gone: end the
-		// session, as the server's own disconnect would.
-		return false, !inTx
+		// A transaction open on the lost connection is gone, rolled back
+		// as after a deadlock: the client is told and the session goes on
+		// (in autocommit). State that pinned the session cannot be
+		// restored: the session ends, as the server's own disconnect would.
+		if inTx {
+			s.sendError(errTxLost)
+		} else {
+			s.sendError(errBackendLost)
+		}
+		return false, !pinned
 	}
 	return ok, true
 }

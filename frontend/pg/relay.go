@@ -233,15 +233,10 @@ func (s *session) backendLost(bc *bconn, err error) {
 	expected := errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
 	s.srv.opts.Metrics.BackendErrors.WithLabelValues(cl.Name(), bc.addr).Inc()
 	s.srv.log.Warn("backend connection lost", "backend", bc.addr, "err", err, "in_transaction", inTx, "waiting", visible, "eof", expected)
-	if pinned || (inTx && visible == 0) {
-		// State the client relies on is gone (its open transaction, or
-		// what pinned the session): end the session rather than let later
-		// statements run without it.
-		what := "the open transaction"
-		if pinned {
-			what = "session state (" + s.pinnedReason() + ")"
-		}
-		msg := fmt.Sprintf("connection to backend %s lost; %s cannot be restored", bc.addr, what)
+	if pinned {
+		// State the client relies on is gone: end the session rather than
+		// let later statements run without it.
+		msg := fmt.Sprintf("connection to backend %s lost; session state (%s) cannot be restored", bc.addr, s.pinnedReason())
 		if bc.fatal != "" {
 			msg += " (" + bc.fatal + ")"
 		}
@@ -249,19 +244,29 @@ func (s *session) backendLost(bc *bconn, err error) {
 		s.conn.Close()
 		return
 	}
-	if visible == 0 && !partial {
-		return
-	}
-	msg := fmt.Sprintf("connection to backend %s lost while running the statement", bc.addr)
+	msg := fmt.Sprintf("connection to backend %s lost", bc.addr)
 	if bc.fatal != "" {
 		msg += " (" + bc.fatal + ")"
 	}
 	if inTx {
-		msg += "; the transaction was rolled back"
+		msg += "; the open transaction was rolled back"
+	}
+	status := byte('I')
+	if inTx {
+		// The client believes it is in a transaction: keep it in a failed
+		// one (as PostgreSQL would) until it ends it, so that nothing it
+		// sends next runs outside the transaction it meant.
+		status = 'E'
+		s.mu.Lock()
+		s.txLost, s.txLostSent = msg, visible > 0 || partial
+		s.mu.Unlock()
+	}
+	if visible == 0 && !partial {
+		return // told at its next statement
 	}
 	out := pgwire.AppendErrorResponse(nil, "ERROR", "08006", msg)
 	for i := 0; i < visible; i++ {
-		out = pgwire.AppendReadyForQuery(out, 'I')
+		out = pgwire.AppendReadyForQuery(out, status)
 	}
 	// With a partial batch and no ReadyForQuery awaited yet, skipToSync
 	// (set above) answers the client's Sync.

@@ -14,6 +14,7 @@ import (
 var (
 	errNoReader    = errors.New("no healthy replica is available")
 	errClosing     = errors.New("session is closing")
+	errTxLost      = errors.New("the open transaction was lost")
 	errBackendLost = errors.New("the backend connection was lost before the statement could be sent")
 )
 
@@ -32,6 +33,13 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 		cur := s.cur
 		if cur != nil && cur.dead {
 			cur = nil
+		}
+		if p := s.pinnedTo; p != nil && !p.dead && s.fenced(p) {
+			s.mu.Unlock()
+			s.fatal("08006", fmt.Sprintf("the writer changed (failover): %s is no longer the writer and the session state (%s) held there cannot be moved", p.addr, s.pinnedReason()))
+			s.conn.Close()
+			p.pc.Close()
+			return nil, errClosing
 		}
 		if p := s.pinnedTo; p != nil && !p.dead {
 			// Pinned: the connection holding the session's state serves
@@ -52,6 +60,16 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 		st := router.State{InTx: inTx, Pinned: s.pinned != "" || cls.Pin != ""}
 		if inTx {
 			st.TxTarget = cur.target
+		}
+		if inTx && cur.inflight == 0 && s.fenced(cur) {
+			// The transaction runs on a writer that the fleet has since
+			// replaced: it must not take another statement.
+			s.cur, s.txStatus, s.txSetOps = nil, 'I', nil
+			s.txLost = fmt.Sprintf("the writer changed (failover): %s is no longer the writer; the open transaction was rolled back", cur.addr)
+			s.txLostSent = false
+			s.mu.Unlock()
+			cur.pc.Close()
+			return nil, errTxLost
 		}
 		s.mu.Unlock()
 		if inTx {
@@ -106,21 +124,28 @@ func (s *session) withDeadline(ctx context.Context) (context.Context, context.Ca
 }
 
 // writerConn returns the session's connection to the current writer,
-// dialing it if needed; with no writer known it waits up to the connect
-// timeout for one. ctx noDeadline means "the connect timeout from now".
+// dialing it if needed; with no writer known (a failover is under way) it
+// waits up to the writer hold for one. ctx noDeadline means "the connect
+// timeout from now" for dialing.
 func (s *session) writerConn(ctx context.Context) (*bconn, error) {
 	cl := s.srv.opts.Cluster
+	epoch := cl.Snapshot().Epoch
 	idx, b, ok := cl.Writer()
 	if !ok {
 		var err error
-		wctx, cancel := s.withDeadline(ctx)
+		wctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.WriterHold)
 		idx, b, err = cl.WaitWriter(wctx)
 		cancel()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w (waited %v)", err, s.srv.opts.WriterHold)
 		}
+		epoch = cl.Snapshot().Epoch
 	}
-	return s.connTo(ctx, idx, b, router.TargetWriter)
+	bc, err := s.connTo(ctx, idx, b, router.TargetWriter)
+	if err == nil {
+		bc.epoch = epoch
+	}
+	return bc, err
 }
 
 // readerConn returns a connection to a replica that may serve the session's

@@ -53,6 +53,10 @@ type Options struct {
 	// ConnectTimeout bounds dialing a backend and waiting for a writer
 	// (default 5s).
 	ConnectTimeout time.Duration
+	// WriterHold is how long a statement that needs the writer waits for
+	// one while there is none (during a failover) before it fails
+	// (default 10s).
+	WriterHold time.Duration
 	// StartupTimeout bounds a client's TLS negotiation, startup and
 	// authentication (default 10s).
 	StartupTimeout time.Duration
@@ -93,6 +97,9 @@ func NewServer(o Options) *Server {
 	}
 	if o.StartupTimeout <= 0 {
 		o.StartupTimeout = 10 * time.Second
+	}
+	if o.WriterHold <= 0 {
+		o.WriterHold = 10 * time.Second
 	}
 	if o.Cancels == nil {
 		o.Cancels = NewCancelRegistry()

@@ -74,6 +74,7 @@ type bconn struct {
 	prepared   map[string]*stmt // statements prepared on this connection, by name
 	setVersion uint64           // the session-state version this connection has applied
 	target     router.Target
+	epoch      uint64 // topology epoch under which it was last confirmed as the writer
 
 	// Guarded by session.mu.
 	q        []expect
@@ -159,6 +160,8 @@ type session struct {
 	lsnStale     bool      // the session wrote since its last LSN capture: capture before the next replica read
 	lastWriteAt  time.Time // when the session's last write batch was sent
 	skipToSync   bool      // an error ended an extended batch: drop messages until Sync
+	txLost       string    // the client's open transaction was lost with its backend: why
+	txLostSent   bool      // the client has been told (later statements get 25P02)
 	fixups       []fixup
 	pinnedTo     *bconn // the connection holding the state that pinned the session
 	closing      bool
@@ -296,7 +299,8 @@ func (s *session) statement(m pgwire.Message) bool {
 	if skip && m.Type == pgwire.MsgSync {
 		s.skipToSync = false
 	}
-	status := s.txStatus
+	status := s.clientStatusLocked()
+	lost := s.txLost != ""
 	s.mu.Unlock()
 	if skip {
 		if m.Type == pgwire.MsgSync {
@@ -306,6 +310,17 @@ func (s *session) statement(m pgwire.Message) bool {
 	}
 	if s.locked != nil {
 		return s.sendLocked(m)
+	}
+	if lost {
+		// The transaction died with its backend: answer here until the
+		// client ends it.
+		start := len(s.batch)
+		s.batch = append(s.batch, m.Raw...)
+		s.items = append(s.items, span{typ: m.Type, start: start, end: len(s.batch)})
+		if isTerminator(m.Type) {
+			s.answerLost()
+		}
+		return true
 	}
 	if s.srv.opts.Route != router.RouteAuto {
 		// Writer and reader endpoints need no look-ahead: the target is
@@ -410,6 +425,10 @@ func (s *session) sendBatch(terminated bool) {
 	}
 	if err == nil && !s.replay(bc) {
 		err = errBackendLost
+	}
+	if errors.Is(err, errTxLost) && terminated {
+		s.answerLost()
+		return
 	}
 	if err != nil {
 		last := s.items[len(s.items)-1].typ
@@ -578,7 +597,7 @@ func (s *session) routeFailed(err error, last byte) {
 	}
 	out := pgwire.AppendErrorResponse(nil, "ERROR", code, err.Error())
 	s.mu.Lock()
-	status := s.txStatus
+	status := s.clientStatusLocked()
 	if !isTerminator(last) {
 		s.skipToSync = true
 	}

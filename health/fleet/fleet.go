@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -70,15 +71,20 @@ func DefaultConfig() Config {
 }
 
 // Fleet is this instance's membership in the fleet of Sluice instances: it
-// publishes the local Verdict in memberlist node metadata and reads every
-// live member's. It is safe for concurrent use. Shutdown stops the
-// memberlist goroutines it owns.
+// publishes the local Verdict for each cluster the instance serves in
+// memberlist node metadata (see EncodeState) and reads every live member's.
+// It is safe for concurrent use. Shutdown stops the memberlist goroutines
+// it owns.
 type Fleet struct {
 	cfg  Config
 	log  *slog.Logger
 	ml   *memberlist.Memberlist
 	del  *delegate
 	addr string
+	// pub serializes Publish. memberlist.UpdateNode is not safe for
+	// concurrent use, and two overlapping calls could announce the older
+	// metadata under the newer incarnation number, so that it would win.
+	pub sync.Mutex
 }
 
 // New validates cfg, starts memberlist listening on BindAddr:BindPort, and
@@ -137,7 +143,7 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	mc.LogOutput = nil
 	mc.Logger = log.New(&logBridge{log: lg}, "", 0)
-	d := &delegate{members: make(map[string][]byte)}
+	d := &delegate{members: make(map[string][]byte), state: make(map[string]Verdict)}
 	mc.Delegate = d
 	mc.Events = d
 	ml, err := memberlist.Create(mc)
@@ -170,54 +176,73 @@ func (f *Fleet) Join(addrs []string) (int, error) {
 	return n, err
 }
 
-// Publish makes v this instance's verdict: it is encoded into the node
-// metadata and announced with UpdateNode, waiting up to UpdateTimeout for
-// the update to be handed to gossip. Even when that wait times out the new
-// metadata is in place and spreads with the next gossip and push-pull
-// rounds.
-func (f *Fleet) Publish(v Verdict) error {
-	meta, err := EncodeVerdict(v)
-	if err != nil {
+// Publish makes v this instance's verdict for cluster, keeping its verdicts
+// for the other clusters: the whole state is re-encoded (EncodeState) into
+// the node metadata and announced with UpdateNode, waiting up to
+// UpdateTimeout for the update to be handed to gossip. Even when that wait
+// times out the new metadata is in place and spreads with the next gossip
+// and push-pull rounds. When the state does not encode (an invalid cluster
+// or backend name, more than MaxClusters clusters, or more than MetaLimit
+// bytes: the error wraps ErrVerdictTooLarge) Publish returns the error and
+// the previous metadata stays. Publish keeps a copy of v; the caller may
+// reuse it. Concurrent calls (say one per cluster) are serialized, so one
+// may wait for another's UpdateNode.
+func (f *Fleet) Publish(cluster string, v Verdict) error {
+	f.pub.Lock()
+	defer f.pub.Unlock()
+	if err := f.del.publish(cluster, v); err != nil {
 		return err
 	}
-	f.del.set(meta)
 	if err := f.ml.UpdateNode(f.cfg.UpdateTimeout); err != nil {
-		return fmt.Errorf("fleet: publish verdict: %w", err)
+		return fmt.Errorf("fleet: publish verdict for %q: %w", cluster, err)
 	}
 	return nil
 }
 
-// Members returns the latest verdict of every live member (alive or
-// suspected, not dead or left), this instance included, keyed by member
-// name. A member that has published nothing yet, or whose metadata does not
-// decode, appears with a zero Verdict: it counts as live but never votes.
-// The map is the caller's.
-func (f *Fleet) Members() map[string]Verdict {
-	raw := f.del.snapshot()
-	raw[f.cfg.Name] = f.del.NodeMeta(MetaLimit)
+// Members returns the latest verdict for cluster of every live member
+// (alive or suspected, not dead or left), this instance included, keyed by
+// member name. A member that has published nothing for cluster, or whose
+// metadata does not decode, appears with a zero Verdict: it counts as live
+// but never votes. The map is the caller's.
+func (f *Fleet) Members(cluster string) map[string]Verdict {
+	raw := f.raw()
 	out := make(map[string]Verdict, len(raw))
 	for name, meta := range raw {
 		var v Verdict
 		if len(meta) > 0 {
-			var err error
-			if v, err = DecodeVerdict(meta); err != nil {
-				f.log.Debug("undecodable verdict", "from", name, "err", err)
-				v = Verdict{}
+			state, err := DecodeState(meta)
+			if err != nil {
+				f.log.Debug("undecodable fleet state", "from", name, "err", err)
 			}
+			v = state[cluster]
 		}
 		out[name] = v
 	}
 	return out
 }
 
+// LiveMembers returns the names of the live members (alive or suspected,
+// not dead or left), this instance included, in ascending order.
+func (f *Fleet) LiveMembers() []string {
+	return slices.Sorted(maps.Keys(f.raw()))
+}
+
+// raw returns every live member's metadata, this instance's current one
+// included.
+func (f *Fleet) raw() map[string][]byte {
+	raw := f.del.snapshot()
+	raw[f.cfg.Name] = f.del.NodeMeta(MetaLimit)
+	return raw
+}
+
 // CanAct reports whether this instance currently sees a majority of the
 // configured fleet, itself included.
-func (f *Fleet) CanAct() bool { return CanAct(f.cfg.FleetSize, len(f.Members())) }
+func (f *Fleet) CanAct() bool { return CanAct(f.cfg.FleetSize, len(f.raw())) }
 
-// WriterDown applies WriterDownQuorum to the current Members with the
+// WriterDown applies WriterDownQuorum to Members(cluster) with the
 // configured fleet size.
-func (f *Fleet) WriterDown(writer string, now time.Time, maxAge time.Duration) (bool, string) {
-	return WriterDownQuorum(f.cfg.FleetSize, f.cfg.Name, f.Members(), writer, now, maxAge)
+func (f *Fleet) WriterDown(cluster, writer string, now time.Time, maxAge time.Duration) (bool, string) {
+	return WriterDownQuorum(f.cfg.FleetSize, f.cfg.Name, f.Members(cluster), writer, now, maxAge)
 }
 
 // Leave announces this instance's departure and waits up to timeout for
@@ -228,8 +253,8 @@ func (f *Fleet) Leave(timeout time.Duration) error {
 
 // Shutdown stops memberlist's listeners and goroutines without announcing
 // a departure (others will detect the failure; call Leave first for a
-// graceful exit). Afterwards Members holds only this instance. It is safe
-// to call more than once.
+// graceful exit). Afterwards Members and LiveMembers hold only this
+// instance. It is safe to call more than once.
 func (f *Fleet) Shutdown() error {
 	err := f.ml.Shutdown()
 	f.del.mu.Lock()
@@ -244,14 +269,29 @@ func (f *Fleet) Shutdown() error {
 // the event callbacks (called under memberlist's node lock) deliver.
 type delegate struct {
 	mu      sync.Mutex
-	meta    []byte            // this node's encoded verdict
-	members map[string][]byte // live members' metadata, self included
+	state   map[string]Verdict // this node's verdicts, by cluster
+	meta    []byte             // state, encoded
+	members map[string][]byte  // live members' metadata, self included
 }
 
-func (d *delegate) set(meta []byte) {
+// publish sets this node's verdict for cluster and re-encodes the state;
+// when that fails, state and metadata stay as they were.
+func (d *delegate) publish(cluster string, v Verdict) error {
+	v.Down = slices.Clone(v.Down)
+	v.Positions = maps.Clone(v.Positions)
 	d.mu.Lock()
-	d.meta = meta
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	next := maps.Clone(d.state)
+	if next == nil {
+		next = make(map[string]Verdict, 1)
+	}
+	next[cluster] = v
+	meta, err := EncodeState(next)
+	if err != nil {
+		return err
+	}
+	d.state, d.meta = next, meta
+	return nil
 }
 
 // snapshot returns a copy of the live members' metadata.

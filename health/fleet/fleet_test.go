@@ -3,9 +3,12 @@ package fleet
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -42,9 +45,16 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 	return time.Since(start)
 }
 
-// sees reports whether f's view of member holds exactly v (by encoding).
-func sees(f *Fleet, member string, v Verdict) bool {
-	got, ok := f.Members()[member]
+// Two clusters one Sluice instance serves.
+const (
+	pg = "main_pg"
+	my = "main_my"
+)
+
+// sees reports whether f's view of member's verdict for cluster is exactly
+// v (by encoding).
+func sees(f *Fleet, cluster, member string, v Verdict) bool {
+	got, ok := f.Members(cluster)[member]
 	if !ok {
 		return false
 	}
@@ -61,31 +71,42 @@ func TestFleetQuorum(t *testing.T) {
 			t.Fatalf("%s join: %d %v", n.Name(), k, err)
 		}
 	}
+	all3 := []string{"sluice-a", "sluice-b", "sluice-c"}
 	d := waitFor(t, 10*time.Second, "all see 3 members", func() bool {
 		for _, n := range nodes {
-			if len(n.Members()) != 3 {
+			if !slices.Equal(n.LiveMembers(), all3) {
 				return false
 			}
 		}
 		return true
 	})
 	t.Logf("membership converged in %v", d)
+	for _, n := range nodes {
+		// Nobody has published: every member is live, with a zero verdict.
+		if m := n.Members(pg); len(m) != 3 || !m["sluice-b"].At.IsZero() {
+			t.Errorf("%s: members before publishing: %+v", n.Name(), m)
+		}
+	}
 
 	const maxAge = 5 * time.Second
-	publish := func(vs map[*Fleet]Verdict) {
+	type pub struct {
+		n       *Fleet
+		cluster string
+	}
+	publish := func(vs map[pub]Verdict) {
 		t.Helper()
-		for n, v := range vs {
-			if err := n.Publish(v); err != nil {
-				t.Fatalf("%s publish: %v", n.Name(), err)
+		for p, v := range vs {
+			if err := p.n.Publish(p.cluster, v); err != nil {
+				t.Fatalf("%s publish %s: %v", p.n.Name(), p.cluster, err)
 			}
 		}
 		d := waitFor(t, 10*time.Second, "verdicts spread", func() bool {
 			for _, n := range nodes {
-				if len(n.Members()) != len(nodes) {
+				if len(n.LiveMembers()) != len(nodes) {
 					return false
 				}
-				for m, v := range vs {
-					if !sees(n, m.Name(), v) {
+				for p, v := range vs {
+					if !sees(n, p.cluster, p.n.Name(), v) {
 						return false
 					}
 				}
@@ -97,27 +118,49 @@ func TestFleetQuorum(t *testing.T) {
 	now := time.Now()
 	wDown := Verdict{Epoch: 4, Writer: "pg-1", Down: []string{"pg-1"}, Positions: map[string]uint64{"pg-2": 900, "pg-3": 800}, At: now}
 	wUp := Verdict{Epoch: 4, Writer: "pg-1", Positions: map[string]uint64{"pg-2": 900, "pg-3": 800}, At: now}
+	myDown := Verdict{Epoch: 9, Writer: "my-1", Down: []string{"my-1"}, At: now}
+	myUp := Verdict{Epoch: 9, Writer: "my-1", Positions: map[string]uint64{"my-2": 5}, At: now}
 
-	// 2 of 3 report the writer down: every node agrees it is down.
-	publish(map[*Fleet]Verdict{a: wDown, b: wDown, c: wUp})
+	// 2 of 3 report the PostgreSQL writer down, only 1 of 3 the MySQL one:
+	// every node agrees the first is down and the second is not.
+	publish(map[pub]Verdict{
+		{a, pg}: wDown, {b, pg}: wDown, {c, pg}: wUp,
+		{a, my}: myDown, {b, my}: myUp, {c, my}: myUp,
+	})
 	for _, n := range nodes {
-		if down, r := n.WriterDown("pg-1", time.Now(), maxAge); !down {
+		if down, r := n.WriterDown(pg, "pg-1", time.Now(), maxAge); !down {
 			t.Errorf("%s: 2 of 3 down, not declared down: %s", n.Name(), r)
 		}
-		if got := LeaderOf(n.Members()); got != "sluice-a" {
+		if down, r := n.WriterDown(my, "my-1", time.Now(), maxAge); down {
+			t.Errorf("%s: %s: 1 of 3 down, declared down: %s", n.Name(), my, r)
+		}
+		if down, r := n.WriterDown(my, "pg-1", time.Now(), maxAge); down {
+			t.Errorf("%s: %s: a %s verdict counted: %s", n.Name(), my, pg, r)
+		}
+		if got := LeaderOf(n.Members(pg)); got != "sluice-a" {
 			t.Errorf("%s: leader %q", n.Name(), got)
 		}
-		if e, w, ok := HighestEpoch(n.Members()); e != 4 || w != "pg-1" || !ok {
-			t.Errorf("%s: HighestEpoch %d %q %v", n.Name(), e, w, ok)
+		if e, w, ok := HighestEpoch(n.Members(pg)); e != 4 || w != "pg-1" || !ok {
+			t.Errorf("%s: %s HighestEpoch %d %q %v", n.Name(), pg, e, w, ok)
+		}
+		if e, w, ok := HighestEpoch(n.Members(my)); e != 9 || w != "my-1" || !ok {
+			t.Errorf("%s: %s HighestEpoch %d %q %v", n.Name(), my, e, w, ok)
+		}
+		if m := n.Members("nope"); len(m) != 3 || !m["sluice-a"].At.IsZero() {
+			t.Errorf("%s: unknown cluster: %+v", n.Name(), m)
 		}
 	}
 
-	// Only 1 of 3: nobody declares it down.
+	// Only 1 of 3: nobody declares it down. b's MySQL verdict is untouched
+	// by its new PostgreSQL one.
 	wUp.At = time.Now()
-	publish(map[*Fleet]Verdict{b: wUp})
+	publish(map[pub]Verdict{{b, pg}: wUp})
 	for _, n := range nodes {
-		if down, r := n.WriterDown("pg-1", time.Now(), maxAge); down {
+		if down, r := n.WriterDown(pg, "pg-1", time.Now(), maxAge); down {
 			t.Errorf("%s: 1 of 3 down, declared down: %s", n.Name(), r)
+		}
+		if !sees(n, my, "sluice-b", myUp) {
+			t.Errorf("%s: b's %s verdict changed: %+v", n.Name(), my, n.Members(my)["sluice-b"])
 		}
 	}
 
@@ -125,32 +168,35 @@ func TestFleetQuorum(t *testing.T) {
 	_ = c.Shutdown()
 	nodes = nodes[:2]
 	d = waitFor(t, 15*time.Second, "a and b drop c", func() bool {
-		return len(a.Members()) == 2 && len(b.Members()) == 2
+		return len(a.LiveMembers()) == 2 && len(b.LiveMembers()) == 2
 	})
 	t.Logf("dead member dropped in %v", d)
+	if got := a.LiveMembers(); !slices.Equal(got, all3[:2]) {
+		t.Errorf("a sees %v", got)
+	}
 	wDown.At = time.Now()
-	publish(map[*Fleet]Verdict{a: wDown, b: wDown})
+	publish(map[pub]Verdict{{a, pg}: wDown, {b, pg}: wDown})
 	for _, n := range nodes {
 		if !n.CanAct() {
 			t.Errorf("%s: 2 of 3 live, cannot act", n.Name())
 		}
-		if down, r := n.WriterDown("pg-1", time.Now(), maxAge); !down {
+		if down, r := n.WriterDown(pg, "pg-1", time.Now(), maxAge); !down {
 			t.Errorf("%s: 2 of 3 down with c dead, not declared down: %s", n.Name(), r)
 		}
 	}
 
 	// b dies too: a alone never reaches quorum, whatever it sees itself.
 	_ = b.Shutdown()
-	d = waitFor(t, 15*time.Second, "a drops b", func() bool { return len(a.Members()) == 1 })
+	d = waitFor(t, 15*time.Second, "a drops b", func() bool { return len(a.LiveMembers()) == 1 })
 	t.Logf("second dead member dropped in %v", d)
 	wDown.At = time.Now()
-	if err := a.Publish(wDown); err != nil {
+	if err := a.Publish(pg, wDown); err != nil {
 		t.Fatal(err)
 	}
 	if a.CanAct() {
 		t.Error("a alone in a fleet of 3 can act")
 	}
-	down, r := a.WriterDown("pg-1", time.Now(), maxAge)
+	down, r := a.WriterDown(pg, "pg-1", time.Now(), maxAge)
 	if down || !strings.Contains(r, "sees 1 of 3") {
 		t.Errorf("a alone: down=%v (%s)", down, r)
 	}
@@ -158,28 +204,93 @@ func TestFleetQuorum(t *testing.T) {
 
 func TestFleetAlone(t *testing.T) {
 	f := newNode(t, "solo", 1, nil)
-	if m := f.Members(); len(m) != 1 || !m["solo"].At.IsZero() {
+	if m := f.Members(pg); len(m) != 1 || !m["solo"].At.IsZero() {
 		t.Fatalf("before publishing: %+v", m)
 	}
-	if down, _ := f.WriterDown("pg-1", time.Now(), time.Second); down {
+	if got := f.LiveMembers(); !slices.Equal(got, []string{"solo"}) {
+		t.Fatalf("live before publishing: %v", got)
+	}
+	if !f.CanAct() {
+		t.Error("fleet of 1 cannot act")
+	}
+	if down, _ := f.WriterDown(pg, "pg-1", time.Now(), time.Second); down {
 		t.Error("down without any verdict")
 	}
-	if err := f.Publish(Verdict{Epoch: 1, Writer: "pg-1", Down: []string{"pg-1"}, At: time.Now()}); err != nil {
+	v := Verdict{Epoch: 1, Writer: "pg-1", Down: []string{"pg-1"}, Positions: map[string]uint64{"pg-2": 3}, At: time.Now()}
+	if err := f.Publish(pg, v); err != nil {
 		t.Fatal(err)
 	}
-	if down, r := f.WriterDown("pg-1", time.Now(), time.Second); !down {
+	if err := f.Publish(my, Verdict{Epoch: 2, Writer: "my-1", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	// Publish keeps its own copy.
+	v.Down[0], v.Positions["pg-2"] = "pg-9", 99
+	if down, r := f.WriterDown(pg, "pg-1", time.Now(), time.Second); !down {
 		t.Errorf("fleet of 1: not down (%s)", r)
 	}
+	if down, r := f.WriterDown(my, "my-1", time.Now(), time.Second); down {
+		t.Errorf("fleet of 1: %s down (%s)", my, r)
+	}
+	if err := f.Publish("other", Verdict{Epoch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Members(pg)["solo"]; got.Epoch != 1 || !slices.Equal(got.Down, []string{"pg-1"}) || got.Positions["pg-2"] != 3 {
+		t.Errorf("%s verdict after publishing others: %+v", pg, got)
+	}
+
+	// Failed publishes leave every cluster's verdict as it was.
 	big := Verdict{Positions: map[string]uint64{}}
 	for i := range MaxBackends {
 		big.Positions[strings.Repeat("n", 20)+string(rune('a'+i))] = 1
 	}
-	if err := f.Publish(big); !errors.Is(err, ErrVerdictTooLarge) {
+	if err := f.Publish(pg, big); !errors.Is(err, ErrVerdictTooLarge) {
 		t.Errorf("oversized publish: %v", err)
 	}
-	if v := f.Members()["solo"]; v.Epoch != 1 {
-		t.Errorf("failed publish replaced the verdict: %+v", v)
+	// Each fits alone, not all together.
+	medium := Verdict{Positions: map[string]uint64{}}
+	for i := range 8 {
+		medium.Positions[fmt.Sprintf("%030d", i)] = 1
 	}
+	if _, err := EncodeVerdict(medium); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Publish("c1", medium); err != nil {
+		t.Fatalf("first medium verdict: %v", err)
+	}
+	if err := f.Publish("c2", medium); !errors.Is(err, ErrVerdictTooLarge) {
+		t.Errorf("state over the limit: %v", err)
+	}
+	if err := f.Publish("", Verdict{}); err == nil {
+		t.Error("published for an empty cluster name")
+	}
+	if err := f.Publish("x", Verdict{Writer: "\xff"}); err == nil {
+		t.Error("published an invalid backend name")
+	}
+	if m := f.Members("c2"); !m["solo"].At.IsZero() || m["solo"].Positions != nil {
+		t.Errorf("failed publish stored a verdict: %+v", m)
+	}
+	check := func(when string) {
+		t.Helper()
+		if v := f.Members(pg)["solo"]; v.Epoch != 1 {
+			t.Errorf("%s: %s verdict %+v", when, pg, v)
+		}
+		if v := f.Members(my)["solo"]; v.Epoch != 2 {
+			t.Errorf("%s: %s verdict %+v", when, my, v)
+		}
+		if v := f.Members("c1")["solo"]; len(v.Positions) != 8 {
+			t.Errorf("%s: c1 verdict %+v", when, v)
+		}
+	}
+	check("after failed publishes")
+	for i := range MaxClusters {
+		err := f.Publish(fmt.Sprint("k", i), Verdict{})
+		// pg, my, other, c1 and k0..k11 make MaxClusters.
+		if wantErr := i >= MaxClusters-4; (err != nil) != wantErr {
+			t.Errorf("cluster %d of %d: %v", i+4, MaxClusters, err)
+		}
+	}
+	check("after too many clusters")
+
 	if err := f.Leave(time.Second); err != nil {
 		t.Errorf("leave: %v", err)
 	}
@@ -189,8 +300,32 @@ func TestFleetAlone(t *testing.T) {
 	if err := f.Shutdown(); err != nil {
 		t.Errorf("second shutdown: %v", err)
 	}
-	if m := f.Members(); len(m) != 1 || m["solo"].Epoch != 1 {
+	if m := f.Members(pg); len(m) != 1 || m["solo"].Epoch != 1 {
 		t.Errorf("after shutdown: %+v", m)
+	}
+}
+
+// Concurrent publishes for different clusters all land.
+func TestFleetConcurrentPublish(t *testing.T) {
+	f := newNode(t, "conc", 1, nil)
+	var wg sync.WaitGroup
+	for i := range MaxClusters {
+		wg.Go(func() {
+			for e := range 20 {
+				if err := f.Publish(fmt.Sprint("c", i), Verdict{Epoch: uint64(e + 1), Writer: "w"}); err != nil {
+					t.Errorf("publish c%d: %v", i, err)
+					return
+				}
+				_ = f.Members("c0")
+				_ = f.CanAct()
+			}
+		})
+	}
+	wg.Wait()
+	for i := range MaxClusters {
+		if v := f.Members(fmt.Sprint("c", i))["conc"]; v.Epoch != 20 || v.Writer != "w" {
+			t.Errorf("c%d: %+v", i, v)
+		}
 	}
 }
 
@@ -201,7 +336,7 @@ func TestFleetSecretKey(t *testing.T) {
 	if _, err := b.Join([]string{a.Addr()}); err != nil {
 		t.Fatalf("join with the same key: %v", err)
 	}
-	waitFor(t, 10*time.Second, "keyed members converge", func() bool { return len(a.Members()) == 2 && len(b.Members()) == 2 })
+	waitFor(t, 10*time.Second, "keyed members converge", func() bool { return len(a.LiveMembers()) == 2 && len(b.LiveMembers()) == 2 })
 	c := newNode(t, "k-c", 2, []byte("fedcba9876543210"))
 	if _, err := c.Join([]string{a.Addr()}); err == nil {
 		t.Error("joined with a different key")

@@ -10,13 +10,15 @@ import (
 	"unicode/utf8"
 )
 
-// MetaLimit is the largest encoded Verdict, in bytes: memberlist's limit on
-// node metadata (memberlist.MetaMaxSize).
+// MetaLimit is the largest encoded Verdict or state, in bytes: memberlist's
+// limit on node metadata (memberlist.MetaMaxSize).
 const MetaLimit = 512
 
-// Limits enforced by EncodeVerdict and DecodeVerdict.
+// Limits enforced by EncodeVerdict and DecodeVerdict (and by EncodeState
+// and DecodeState, for every Verdict they carry).
 const (
-	// MaxNameLen is the longest backend name a Verdict may carry.
+	// MaxNameLen is the longest backend name a Verdict may carry, and the
+	// longest cluster name an encoded state (EncodeState) may carry.
 	MaxNameLen = 255
 	// MaxBackends is the most distinct backend names (Writer, Down and
 	// Positions together) a Verdict may carry.
@@ -62,8 +64,8 @@ func (v Verdict) Fresh(now time.Time, maxAge time.Duration) bool {
 	return age <= maxAge && age >= -maxAge
 }
 
-// ErrVerdictTooLarge is returned by EncodeVerdict when the encoding would
-// not fit in MetaLimit bytes.
+// ErrVerdictTooLarge is returned by EncodeVerdict and EncodeState (and so
+// by Fleet.Publish) when the encoding would not fit in MetaLimit bytes.
 var ErrVerdictTooLarge = errors.New("fleet: verdict does not fit in node metadata")
 
 // EncodeVerdict returns the compact binary form of v. Every backend name
@@ -83,6 +85,20 @@ var ErrVerdictTooLarge = errors.New("fleet: verdict does not fit in node metadat
 // all. Eight backends with 40-byte names, all down and all with positions,
 // take about 420 bytes.
 func EncodeVerdict(v Verdict) ([]byte, error) {
+	b, err := appendVerdict([]byte{verdictVersion}, v)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MetaLimit {
+		return nil, fmt.Errorf("%w (%d > %d bytes)", ErrVerdictTooLarge, len(b), MetaLimit)
+	}
+	return b, nil
+}
+
+// appendVerdict appends the body of v's encoding (everything after the
+// version byte, see EncodeVerdict) to b. It checks the names but not the
+// size.
+func appendVerdict(b []byte, v Verdict) ([]byte, error) {
 	names := make([]string, 0, len(v.Down)+len(v.Positions)+1)
 	if v.Writer != "" {
 		names = append(names, v.Writer)
@@ -103,8 +119,6 @@ func EncodeVerdict(v Verdict) ([]byte, error) {
 	}
 	index := func(n string) int { i, _ := slices.BinarySearch(names, n); return i }
 
-	b := make([]byte, 0, 64)
-	b = append(b, verdictVersion)
 	b = binary.AppendUvarint(b, v.Epoch)
 	var at int64
 	if !v.At.IsZero() {
@@ -135,9 +149,6 @@ func EncodeVerdict(v Verdict) ([]byte, error) {
 			b = binary.AppendUvarint(b, v.Positions[n])
 		}
 	}
-	if len(b) > MetaLimit {
-		return nil, fmt.Errorf("%w (%d > %d bytes)", ErrVerdictTooLarge, len(b), MetaLimit)
-	}
 	return b, nil
 }
 
@@ -159,21 +170,53 @@ func checkName(n string) error {
 // names, indexes or masks beyond the name table, and non-canonical varints
 // (DecodeVerdict(b) succeeds only when EncodeVerdict gives back exactly b).
 func DecodeVerdict(b []byte) (Verdict, error) {
-	var v Verdict
 	if len(b) > MetaLimit {
-		return v, fmt.Errorf("fleet: verdict of %d bytes exceeds %d", len(b), MetaLimit)
+		return Verdict{}, fmt.Errorf("fleet: verdict of %d bytes exceeds %d", len(b), MetaLimit)
 	}
 	d := decoder{b: b}
 	if ver := d.byte(); d.err == nil && ver != verdictVersion {
-		return v, fmt.Errorf("fleet: unknown verdict version %d", ver)
+		return Verdict{}, fmt.Errorf("fleet: unknown verdict version %d", ver)
 	}
+	v := d.verdict()
+	if d.err != nil {
+		return Verdict{}, d.err
+	}
+	if len(d.b) != 0 {
+		return Verdict{}, fmt.Errorf("fleet: %d trailing bytes after verdict", len(d.b))
+	}
+	// Re-encoding checks, in one go, that the name table is sorted, free of
+	// duplicates and unused names, that names are valid, and that every
+	// varint is minimal.
+	again, err := EncodeVerdict(v)
+	if err != nil {
+		return Verdict{}, err
+	}
+	if !bytes.Equal(again, b) {
+		return Verdict{}, errors.New("fleet: verdict not in canonical form")
+	}
+	return v, nil
+}
+
+// decoder reads from b, remembering the first error; after an error every
+// read returns a zero value.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+// verdict reads the body of an encoded Verdict (see EncodeVerdict). It
+// checks the name count and the indexes, not canonical form; callers
+// re-encode for that.
+func (d *decoder) verdict() Verdict {
+	var v Verdict
 	v.Epoch = d.uvarint()
 	if at := d.varint(); at != 0 {
 		v.At = time.Unix(0, at)
 	}
 	n := d.uvarint()
 	if d.err == nil && n > MaxBackends {
-		return Verdict{}, fmt.Errorf("fleet: verdict names %d backends, more than %d", n, MaxBackends)
+		d.err = fmt.Errorf("fleet: verdict names %d backends, more than %d", n, MaxBackends)
+		return Verdict{}
 	}
 	names := make([]string, 0, n)
 	for range n {
@@ -203,29 +246,9 @@ func DecodeVerdict(b []byte) (Verdict, error) {
 		}
 	}
 	if d.err != nil {
-		return Verdict{}, d.err
+		return Verdict{}
 	}
-	if len(d.b) != 0 {
-		return Verdict{}, fmt.Errorf("fleet: %d trailing bytes after verdict", len(d.b))
-	}
-	// Re-encoding checks, in one go, that the name table is sorted, free of
-	// duplicates and unused names, that names are valid, and that every
-	// varint is minimal.
-	again, err := EncodeVerdict(v)
-	if err != nil {
-		return Verdict{}, err
-	}
-	if !bytes.Equal(again, b) {
-		return Verdict{}, errors.New("fleet: verdict not in canonical form")
-	}
-	return v, nil
-}
-
-// decoder reads from b, remembering the first error; after an error every
-// read returns a zero value.
-type decoder struct {
-	b   []byte
-	err error
+	return v
 }
 
 var errTruncated = errors.New("fleet: truncated verdict")

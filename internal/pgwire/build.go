@@ -39,6 +39,8 @@ const (
 	MsgCopyInResponse   byte = 'G'
 	MsgCopyOutResponse  byte = 'H'
 	MsgCopyBothResponse byte = 'W'
+	MsgNoData           byte = 'n'
+	MsgParamDescription byte = 't'
 )
 
 // Authentication request codes carried by MsgAuthentication.
@@ -88,6 +90,25 @@ func AppendErrorResponse(dst []byte, severity, code, message string) []byte {
 // byte ('I', 'T' or 'E').
 func AppendReadyForQuery(dst []byte, status byte) []byte {
 	return append(dst, MsgReadyForQuery, 0, 0, 0, 5, status)
+}
+
+// AppendEmpty appends a message that has no body (ParseComplete,
+// BindComplete, CloseComplete, NoData).
+func AppendEmpty(dst []byte, typ byte) []byte {
+	return append(dst, typ, 0, 0, 0, 4)
+}
+
+// AppendCommandComplete appends a CommandComplete with the given tag.
+func AppendCommandComplete(dst []byte, tag string) []byte {
+	dst, at := begin(dst, MsgCommandComplete)
+	dst = appendCString(dst, tag)
+	return finish(dst, at)
+}
+
+// AppendNoParams appends a ParameterDescription of a statement without
+// parameters.
+func AppendNoParams(dst []byte) []byte {
+	return append(dst, MsgParamDescription, 0, 0, 0, 6, 0, 0)
 }
 
 // AppendParameterStatus appends a ParameterStatus message.

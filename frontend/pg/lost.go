@@ -1,0 +1,101 @@
+package pg
+
+import (
+	"bytes"
+
+	"github.com/sluicedb/sluice/internal/pgwire"
+	"github.com/sluicedb/sluice/router"
+)
+
+// A client whose open transaction died with its backend (the writer failed,
+// or was fenced after a failover) is kept in a failed transaction, as
+// PostgreSQL keeps one after an error: everything it sends is refused
+// until it ends the transaction with ROLLBACK (or COMMIT, which reports
+// ROLLBACK). Then the session carries on, on whatever backend the next
+// statement is routed to.
+
+// clientStatusLocked is the transaction status the client must see in
+// ReadyForQuery messages the proxy writes itself.
+func (s *session) clientStatusLocked() byte {
+	if s.txLost != "" {
+		return 'E'
+	}
+	return s.txStatus
+}
+
+// answerLost answers the held-back batch (ending in Query or Sync) of a
+// session whose transaction was lost, without any backend.
+func (s *session) answerLost() {
+	cls := s.classifyBatch()
+	end := cls.Statements == 1 && (cls.Tx == router.TxCommit || cls.Tx == router.TxRollback)
+	var out []byte
+	if end {
+		for _, it := range s.items {
+			body := s.batch[it.start+pgwire.HeaderLen : it.end]
+			switch it.typ {
+			case pgwire.MsgQuery, pgwire.MsgExecute:
+				out = pgwire.AppendCommandComplete(out, "ROLLBACK")
+			case pgwire.MsgParse:
+				s.rememberParse(s.batch[it.start:it.end], it.cls)
+				out = pgwire.AppendEmpty(out, pgwire.MsgParseComplete)
+			case pgwire.MsgBind:
+				out = pgwire.AppendEmpty(out, pgwire.MsgBindComplete)
+			case pgwire.MsgDescribe:
+				if kind, _, _ := pgwire.ParseTarget(body); kind == 'S' {
+					out = pgwire.AppendNoParams(out)
+				}
+				out = pgwire.AppendEmpty(out, pgwire.MsgNoData)
+			case pgwire.MsgClose:
+				out = pgwire.AppendEmpty(out, pgwire.MsgCloseComplete)
+			}
+		}
+		out = pgwire.AppendReadyForQuery(out, 'I')
+		s.mu.Lock()
+		s.txLost, s.txLostSent = "", false
+		s.mu.Unlock()
+	} else {
+		s.mu.Lock()
+		code, msg := "25P02", "current transaction is aborted, commands ignored until end of transaction block"
+		if !s.txLostSent {
+			code, msg = "08006", s.txLost
+			s.txLostSent = true
+		}
+		s.mu.Unlock()
+		out = pgwire.AppendErrorResponse(out, "ERROR", code, msg)
+		out = pgwire.AppendReadyForQuery(out, 'E')
+	}
+	s.resetBatch()
+	s.writeClient(out, true)
+}
+
+// rememberParse records a statement the client prepared while its
+// transaction was lost, so that it is prepared on a backend when first used.
+func (s *session) rememberParse(raw []byte, cls router.Class) {
+	name, q, err := pgwire.ParseParse(raw[pgwire.HeaderLen:])
+	if err != nil {
+		return
+	}
+	if st := s.stmts[string(name)]; st != nil && bytes.Equal(st.raw, raw) {
+		return
+	}
+	s.stmts[string(name)] = &stmt{raw: bytes.Clone(raw), query: string(q), cls: cls}
+}
+
+// fenced reports whether bc, a connection to the writer, was confirmed
+// under an older topology epoch and its backend is no longer the writer:
+// it must not take another write. A connection whose backend is still the
+// writer is confirmed under the current epoch.
+func (s *session) fenced(bc *bconn) bool {
+	if bc.target != router.TargetWriter {
+		return false
+	}
+	snap := s.srv.opts.Cluster.Snapshot()
+	if bc.epoch == snap.Epoch {
+		return false
+	}
+	if snap.Writer >= 0 && snap.Backends[snap.Writer].Addr == bc.addr {
+		bc.epoch = snap.Epoch
+		return false
+	}
+	return true
+}
