@@ -2,7 +2,9 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"time"
 
@@ -64,7 +66,13 @@ func (m *Monitor) gossip(v fleet.Verdict) map[string]fleet.Verdict {
 		return map[string]fleet.Verdict{m.self(): v}
 	}
 	if err := f.Publish(m.o.Cluster, v); err != nil {
-		m.log.Warn("publish verdict", "err", err)
+		// A timeout only means gossip has not sent it yet: the metadata is
+		// in place and spreads with the next rounds.
+		lvl := slog.LevelDebug
+		if errors.Is(err, fleet.ErrVerdictTooLarge) {
+			lvl = slog.LevelWarn
+		}
+		m.log.Log(context.Background(), lvl, "publish verdict", "err", err)
 	}
 	members := f.Members(m.o.Cluster)
 	if members == nil {

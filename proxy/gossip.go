@@ -65,6 +65,7 @@ func (g *gossip) start() error {
 	fc.Name = g.name
 	fc.FleetSize = g.cfg.FleetSize
 	fc.Logger = g.log
+	fc.UpdateTimeout = 200 * time.Millisecond // a probe round must not stall on gossip
 	host, port, err := splitHostPort(g.cfg.Bind)
 	if err != nil {
 		return fmt.Errorf("gossip.bind: %w", err)
