@@ -106,11 +106,11 @@ func (m *Monitor) index(name string) int {
 }
 
 // writers returns the healthy backends that report themselves writers,
-// except skip.
+// except skip and former writers the fleet replaced.
 func (m *Monitor) writers(skip int) []int {
 	var out []int
 	for i, st := range m.states {
-		if i != skip && st.b.Healthy && st.b.Role == topology.RoleWriter {
+		if i != skip && !st.demoted && st.b.Healthy && st.b.Role == topology.RoleWriter {
 			out = append(out, i)
 		}
 	}
@@ -280,6 +280,9 @@ func (m *Monitor) setWriter(epoch uint64, i int, why string) {
 		return
 	}
 	changed := i != m.writer
+	if changed && m.writer >= 0 {
+		m.states[m.writer].demoted = true // fenced until re-seeded as a replica
+	}
 	m.epoch, m.writer = epoch, i
 	m.note(fmt.Sprintf("writer %s at epoch %d: %s", m.states[i].b.Name, epoch, why))
 	m.log.Info("writer", "backend", m.states[i].b.Name, "epoch", epoch, "why", why)

@@ -62,6 +62,9 @@ type backendState struct {
 	seen      bool // ever probed successfully
 	fails     int  // consecutive failures
 	successes int  // consecutive successes
+	// demoted marks a former writer that the fleet replaced: it is never
+	// adopted as writer again until it shows up as a replica (re-seeded).
+	demoted bool
 }
 
 // Monitor probes the backends of one cluster and publishes topology
@@ -211,6 +214,10 @@ func (m *Monitor) apply(st *backendState, r Result, err error, d time.Duration, 
 		met.BackendUp.DeleteLabelValues(m.o.Cluster, b.Name, b.Role.String())
 	}
 	b.Role, b.Position, b.Received, b.Lag, b.Latency, b.LastError = r.Role, r.Position, r.Received, r.Lag, d, ""
+	if r.Role == topology.RoleReader && st.demoted {
+		st.demoted = false
+		m.log.Info("former writer is a replica again; no longer fenced", "backend", b.Name)
+	}
 	if !b.Healthy && (!st.seen || st.successes >= m.o.Successes) {
 		b.Healthy = true
 		m.log.Info("backend up", "backend", b.Name, "role", b.Role)
@@ -234,7 +241,7 @@ func (m *Monitor) publish(held string) *topology.Snapshot {
 	}
 	for i, st := range m.states {
 		s.Backends[i] = st.b
-		if i != m.writer && m.writer >= 0 && st.b.Role == topology.RoleWriter {
+		if i != m.writer && (st.demoted || (m.writer >= 0 && st.b.Role == topology.RoleWriter)) {
 			s.Backends[i].Fenced = true // accepts (or accepted) writes, but is not the epoch's writer
 		}
 		if b := &s.Backends[i]; b.Role == topology.RoleReader && writerPos > 0 && b.Position >= writerPos {
