@@ -2123,6 +2123,69 @@ func TestPGBackendTerminated(t *testing.T) {
 		bystanderWorks(t)
 	})
 
+	// A transaction lost with its backend leaves the client in a failed
+	// transaction (as PostgreSQL does after an error) until it ends it;
+	// then the session carries on.
+	for _, mode := range []string{"simple", "extended"} {
+		t.Run("writer backend terminated inside a transaction/"+mode, func(t *testing.T) {
+			app := ppUniq("termtx")
+			c := ppConnect(t, ctx, ppNamedDSN(t, "auto", app))
+			exec := func(sql string, args ...any) error {
+				if mode == "simple" {
+					args = append([]any{pgx.QueryExecModeSimpleProtocol}, args...)
+				} else {
+					args = append([]any{pgx.QueryExecModeExec}, args...)
+				}
+				_, err := c.Exec(ctx, sql, args...)
+				return err
+			}
+			if err := exec("BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			if err := exec("INSERT INTO "+tbl+" VALUES ($1)", 1001); err != nil {
+				t.Fatal(err)
+			}
+			b := ppWaitBackend(t, ctx, adm, app, "the session's writer backend", func(b ppBackend) bool { return !b.recovery })
+			terminate(t, b)
+			if err := exec("INSERT INTO "+tbl+" VALUES ($1)", 1002); ppSQLState(err) != "08006" {
+				t.Fatalf("first statement of the lost transaction: %v, want SQLSTATE 08006", err)
+			}
+			if err := exec("SELECT 1"); ppSQLState(err) != "25P02" {
+				t.Fatalf("next statement of the lost transaction: %v, want SQLSTATE 25P02", err)
+			}
+			if err := exec("ROLLBACK"); err != nil {
+				t.Fatalf("ROLLBACK of the lost transaction: %v", err)
+			}
+			if err := exec("INSERT INTO "+tbl+" VALUES ($1)", 1003); err != nil {
+				t.Fatalf("statement after ROLLBACK: %v", err)
+			}
+			var n int
+			if err := c.QueryRow(ctx, "/* sluice:writer */ SELECT count(*) FROM "+tbl+" WHERE v IN (1001, 1002)").Scan(&n); err != nil || n != 0 {
+				t.Fatalf("rows of the lost transaction: %d %v, want none", n, err)
+			}
+			// COMMIT of a lost transaction reports ROLLBACK, as PostgreSQL does.
+			if err := exec("BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			if err := exec("INSERT INTO "+tbl+" VALUES ($1)", 1004); err != nil {
+				t.Fatal(err)
+			}
+			b = ppWaitBackend(t, ctx, adm, app, "the session's writer backend", func(b ppBackend) bool { return !b.recovery })
+			terminate(t, b)
+			if err := exec("INSERT INTO "+tbl+" VALUES ($1)", 1005); ppSQLState(err) != "08006" {
+				t.Fatalf("first statement of the lost transaction: %v, want SQLSTATE 08006", err)
+			}
+			tag, err := c.PgConn().Exec(ctx, "COMMIT").ReadAll()
+			if err != nil || len(tag) != 1 || tag[0].CommandTag.String() != "ROLLBACK" {
+				t.Fatalf("COMMIT of the lost transaction: %v %v, want tag ROLLBACK", tag, err)
+			}
+			if err := exec("SELECT 1"); err != nil {
+				t.Fatalf("statement after COMMIT: %v", err)
+			}
+			bystanderWorks(t)
+		})
+	}
+
 	t.Run("backend terminated during a statement", func(t *testing.T) {
 		app := ppUniq("termq")
 		c := ppConnect(t, ctx, ppNamedDSN(t, "auto", app))
