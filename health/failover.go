@@ -186,12 +186,35 @@ func (m *Monitor) bootstrap() {
 	case 1:
 		m.setWriter(max(m.epoch, 1), ws[0], "the only backend that accepts writes")
 	default:
+		if i, ok := m.newestTimeline(ws); ok {
+			m.setWriter(max(m.epoch, 1), i, "of the backends that accept writes, the one on the highest timeline (the others are fenced)")
+			return
+		}
 		names := make([]string, len(ws))
 		for k, i := range ws {
 			names[k] = m.states[i].b.Name
 		}
 		m.note(fmt.Sprintf("refusing writes: %v all accept writes and no epoch says which is the writer; fence all but one", names))
 	}
+}
+
+// newestTimeline returns the one backend among ws on the highest
+// PostgreSQL timeline: the most recently promoted. ok is false when a
+// timeline is unknown or the highest is shared.
+func (m *Monitor) newestTimeline(ws []int) (int, bool) {
+	best, tie := -1, false
+	for _, i := range ws {
+		tl := m.states[i].b.Timeline
+		switch {
+		case tl == 0:
+			return -1, false
+		case best < 0 || tl > m.states[best].b.Timeline:
+			best, tie = i, false
+		case tl == m.states[best].b.Timeline:
+			tie = true
+		}
+	}
+	return best, best >= 0 && !tie
 }
 
 // failover replaces a writer this instance cannot use, once the fleet

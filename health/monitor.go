@@ -214,6 +214,7 @@ func (m *Monitor) apply(st *backendState, r Result, err error, d time.Duration, 
 		met.BackendUp.DeleteLabelValues(m.o.Cluster, b.Name, b.Role.String())
 	}
 	b.Role, b.Position, b.Received, b.Lag, b.Latency, b.LastError = r.Role, r.Position, r.Received, r.Lag, d, ""
+	b.Timeline = r.Timeline
 	if r.Role == topology.RoleReader && st.demoted {
 		st.demoted = false
 		m.log.Info("former writer is a replica again; no longer fenced", "backend", b.Name)

@@ -22,6 +22,9 @@ type Result struct {
 	// (MariaDB). See topology.Backend.Received.
 	Received uint64
 	Lag      time.Duration // replica apply delay; zero when caught up
+	// Timeline is a PostgreSQL writer's current timeline ID (every
+	// promotion starts a new, higher one); zero on replicas and MariaDB.
+	Timeline uint32
 }
 
 // Prober probes one backend. Implementations keep a connection between
@@ -64,7 +67,8 @@ const pgProbeSQL = `SELECT pg_is_in_recovery(),
  CASE WHEN NOT pg_is_in_recovery() THEN 0
       ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END,
  CASE WHEN pg_is_in_recovery() THEN GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
-      ELSE pg_current_wal_lsn() END`
+      ELSE pg_current_wal_lsn() END,
+ CASE WHEN pg_is_in_recovery() THEN NULL ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END`
 
 // Probe runs one probe, connecting first if needed.
 func (p *PGProber) Probe(ctx context.Context) (Result, error) {
@@ -75,7 +79,7 @@ func (p *PGProber) Probe(ctx context.Context) (Result, error) {
 	}
 	rr := p.conn.Exec(ctx, pgProbeSQL)
 	results, err := rr.ReadAll()
-	if err == nil && (len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 4) {
+	if err == nil && (len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 5) {
 		err = fmt.Errorf("unexpected probe result shape")
 	}
 	if err != nil {
@@ -105,6 +109,13 @@ func (p *PGProber) Probe(ctx context.Context) (Result, error) {
 		if r.Received, err = topology.ParseLSN(string(row[3])); err != nil {
 			return Result{}, fmt.Errorf("probe %s: %w", p.Addr, err)
 		}
+	}
+	if row[4] != nil {
+		tl, err := strconv.ParseUint(string(row[4]), 16, 32)
+		if err != nil {
+			return Result{}, fmt.Errorf("probe %s: timeline %q: %w", p.Addr, row[4], err)
+		}
+		r.Timeline = uint32(tl)
 	}
 	return r, nil
 }

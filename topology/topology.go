@@ -59,6 +59,11 @@ type Backend struct {
 	Latency   time.Duration // duration of the last successful probe
 	LastProbe time.Time     // when the last probe finished (success or not)
 	LastError string        // the last probe error, "" after a success
+	// Timeline is a PostgreSQL writer's timeline ID: a promoted replica
+	// starts a new, higher one, so of two servers that both accept writes
+	// the one with the higher timeline is the more recently promoted. Zero
+	// when unknown (replicas, MariaDB).
+	Timeline uint32
 	// Fenced marks a backend that accepts writes but is not the writer of
 	// the current epoch (an old writer that came back after a failover).
 	// It gets neither writes nor reads until an operator re-seeds it as a

@@ -105,7 +105,9 @@ func LeaderOf(members map[string]Verdict) string {
 }
 
 // Candidate returns the backend to promote when the writer fails: the
-// healthy reader with the highest Position, ties broken by the lowest Name.
+// healthy reader that has received the most (the higher of Received and
+// Position: with synchronous replication that is a replica holding every
+// acknowledged commit), ties broken by the lowest Name.
 // The backend named exclude (normally the failed writer) is never chosen.
 // Every instance given the same backends picks the same candidate. ok is
 // false when there is no healthy reader.
@@ -114,7 +116,7 @@ func Candidate(backends []topology.Backend, exclude string) (b topology.Backend,
 		if !c.Healthy || c.Role != topology.RoleReader || c.Name == exclude {
 			continue
 		}
-		if !ok || c.Position > b.Position || (c.Position == b.Position && c.Name < b.Name) {
+		if cp, bp := max(c.Received, c.Position), max(b.Received, b.Position); !ok || cp > bp || (cp == bp && c.Name < b.Name) {
 			b, ok = c, true
 		}
 	}
