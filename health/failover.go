@@ -48,7 +48,10 @@ func (m *Monitor) verdict(now time.Time) fleet.Verdict {
 	}
 	for i, st := range m.states {
 		b := st.b
-		if !b.Healthy || (i == m.writer && b.Role != topology.RoleWriter) {
+		// The writer counts as down when it stopped answering, or when it
+		// has answered as a replica for Failures probes in a row (demoted
+		// by an operator; a single odd answer is not enough).
+		if !b.Healthy || (i == m.writer && b.Role != topology.RoleWriter && st.sameRole >= m.o.Failures) {
 			v.Down = append(v.Down, b.Name)
 		}
 		if b.Healthy && b.Position > 0 && len(v.Positions) < 8 {
@@ -126,7 +129,7 @@ func (m *Monitor) decide(ctx context.Context) string {
 	members := m.gossip(m.verdict(now))
 	size := m.fleetSize()
 	canAct := fleet.CanAct(size, len(members))
-	leader := fleet.LeaderOf(members)
+	leader := m.leader(members, now)
 	m.fleet = FleetStatus{Self: m.selfName(), Size: size, CanAct: canAct, Leader: leader,
 		Members: members, Decision: m.fleet.Decision, Failovers: m.fleet.Failovers}
 	if met := m.o.Metrics; met != nil {
@@ -143,7 +146,29 @@ func (m *Monitor) decide(ctx context.Context) string {
 	if !canAct {
 		return fmt.Sprintf("this proxy sees %d of %d fleet members and needs %d to be sure of the writer", len(members), size, fleet.Majority(size))
 	}
+	if other, w := m.conflict(members); other != "" {
+		// Instances that bootstrapped apart (each seeing one writer) or two
+		// leaders of an asymmetric partition: writing would split the brain.
+		h := fmt.Sprintf("fleet member %s works under epoch %d with writer %s, this proxy with %s; restart the instances that follow the wrong one", other, m.epoch, w, m.states[m.writer].b.Name)
+		m.note("holding writes: " + h)
+		return h
+	}
 	return ""
+}
+
+// conflict returns a member (the lowest name) that works under this
+// instance's epoch with another writer, and that writer.
+func (m *Monitor) conflict(members map[string]fleet.Verdict) (member, writer string) {
+	if m.writer < 0 {
+		return "", ""
+	}
+	mine := m.states[m.writer].b.Name
+	for name, v := range members {
+		if name != m.self() && v.Epoch == m.epoch && v.Writer != "" && v.Writer != mine && (member == "" || name < member) {
+			member, writer = name, v.Writer
+		}
+	}
+	return member, writer
 }
 
 func (m *Monitor) selfName() string {
@@ -151,6 +176,19 @@ func (m *Monitor) selfName() string {
 		return ""
 	}
 	return m.o.Fleet.Name()
+}
+
+// leader returns the member that acts for the fleet: the lowest name among
+// those whose verdicts are fresh (a member that hangs but is still in the
+// membership must not block failovers).
+func (m *Monitor) leader(members map[string]fleet.Verdict, now time.Time) string {
+	var fresh []string
+	for name, v := range members {
+		if name == m.self() || v.Fresh(now, m.o.VerdictMaxAge) {
+			fresh = append(fresh, name)
+		}
+	}
+	return fleet.Leader(fresh)
 }
 
 // usable reports whether backend i is healthy and reports itself writer.
@@ -259,6 +297,16 @@ func (m *Monitor) failover(ctx context.Context, members map[string]fleet.Verdict
 			return
 		}
 		m.probeOne(ctx, i) // learn the new role now, not a round later
+		if st := &m.states[i]; st.fails > 0 && st.b.Role != topology.RoleWriter {
+			// The re-probe failed, so the role is still the replica's from
+			// before; but Promote succeeded: it accepts writes. Left as a
+			// replica, the next round would find the new writer "not a
+			// writer" and promote another replica.
+			if met := m.o.Metrics; met != nil {
+				met.BackendUp.DeleteLabelValues(m.o.Cluster, st.b.Name, st.b.Role.String())
+			}
+			st.b.Role = topology.RoleWriter
+		}
 		next, action = i, admin.FailoverPromote
 	default:
 		m.note("writer " + old + " is down (" + reason + "); no other backend accepts writes and promotion is off")

@@ -62,6 +62,7 @@ type backendState struct {
 	seen      bool // ever probed successfully
 	fails     int  // consecutive failures
 	successes int  // consecutive successes
+	sameRole  int  // consecutive successful probes that reported the current role
 	// demoted marks a former writer that the fleet replaced: it is never
 	// adopted as writer again until it shows up as a replica (re-seeded).
 	demoted bool
@@ -212,6 +213,11 @@ func (m *Monitor) apply(st *backendState, r Result, err error, d time.Duration, 
 	}
 	if met != nil && b.Role != r.Role {
 		met.BackendUp.DeleteLabelValues(m.o.Cluster, b.Name, b.Role.String())
+	}
+	if r.Role == b.Role {
+		st.sameRole++
+	} else {
+		st.sameRole = 1
 	}
 	b.Role, b.Position, b.Received, b.Lag, b.Latency, b.LastError = r.Role, r.Position, r.Received, r.Lag, d, ""
 	b.Timeline = r.Timeline

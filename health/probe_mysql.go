@@ -35,6 +35,9 @@ type MySQLProber struct {
 	User     string
 	Password string
 	Database string
+	// TLS is go-sql-driver/mysql's tls parameter ("" / "false" for none,
+	// "skip-verify", "preferred", ...).
+	TLS string
 
 	db *sql.DB
 }
@@ -42,7 +45,7 @@ type MySQLProber struct {
 // Probe runs one probe, connecting first if needed.
 func (p *MySQLProber) Probe(ctx context.Context) (Result, error) {
 	if p.db == nil {
-		db, err := openMySQL(p.Addr, p.User, p.Password, p.Database, "")
+		db, err := openMySQL(p.Addr, p.User, p.Password, p.Database, p.TLS)
 		if err != nil {
 			return Result{}, fmt.Errorf("probe %s: %w", p.Addr, err)
 		}
