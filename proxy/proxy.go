@@ -233,7 +233,11 @@ func (p *Proxy) Start(ctx context.Context) error {
 	for _, name := range p.order {
 		cr := p.clusters[name]
 		s := cr.monitor.ProbeOnce(ctx)
-		if _, ok := s.WriterBackend(); !ok {
+		switch _, ok := s.WriterBackend(); {
+		case ok:
+		case s.Held != "":
+			p.log.Info("writes held at start until the fleet forms", "cluster", name, "why", s.Held)
+		default:
 			p.log.Warn("no writer found at start; clients will wait for one", "cluster", name)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/internal/pgwire"
@@ -124,28 +125,55 @@ func (s *session) withDeadline(ctx context.Context) (context.Context, context.Ca
 }
 
 // writerConn returns the session's connection to the current writer,
-// dialing it if needed; with no writer known (a failover is under way) it
-// waits up to the writer hold for one. ctx noDeadline means "the connect
-// timeout from now" for dialing.
+// dialing it if needed. While there is no writer (a failover is under way),
+// or the writer does not answer, it waits for the topology to change, up to
+// the writer hold. ctx noDeadline means "the connect timeout from now" for
+// each dial.
 func (s *session) writerConn(ctx context.Context) (*bconn, error) {
 	cl := s.srv.opts.Cluster
-	epoch := cl.Snapshot().Epoch
-	idx, b, ok := cl.Writer()
-	if !ok {
-		var err error
-		wctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.WriterHold)
-		idx, b, err = cl.WaitWriter(wctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("%w (waited %v)", err, s.srv.opts.WriterHold)
+	hold := s.srv.opts.WriterHold
+	var deadline time.Time
+	for {
+		changed := cl.Changed()
+		snap := cl.Snapshot()
+		b, ok := snap.WriterBackend()
+		if !ok {
+			if deadline.IsZero() {
+				deadline = time.Now().Add(hold)
+			}
+			wctx, cancel := context.WithDeadline(context.Background(), deadline)
+			_, _, err := cl.WaitWriter(wctx)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("%w (waited %v)", err, hold)
+			}
+			continue
 		}
-		epoch = cl.Snapshot().Epoch
+		bc, err := s.connTo(ctx, snap.Writer, b, router.TargetWriter)
+		if err == nil {
+			bc.epoch = snap.Epoch
+			return bc, nil
+		}
+		if _, refused := asPgError(err); refused {
+			return nil, err
+		}
+		// The writer did not answer: it may be failing. Try again when the
+		// topology changes (the next probe round), within the hold.
+		if deadline.IsZero() {
+			deadline = time.Now().Add(hold)
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return nil, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+			t.Stop()
+		case <-t.C:
+			return nil, fmt.Errorf("%w (writer unreachable for %v)", err, hold)
+		}
 	}
-	bc, err := s.connTo(ctx, idx, b, router.TargetWriter)
-	if err == nil {
-		bc.epoch = epoch
-	}
-	return bc, err
 }
 
 // readerConn returns a connection to a replica that may serve the session's
