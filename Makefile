@@ -7,7 +7,7 @@ STATICCHECK ?= $(GOBIN_DIR)/staticcheck
 FUZZTIME  ?= 60s
 PKGS      := ./...
 
-.PHONY: all build test test-unit test-integration demo bench lint fuzz clean
+.PHONY: all build test test-unit test-integration demo bench bench-failover lint fuzz clean
 
 all: build
 
@@ -30,6 +30,16 @@ demo:
 
 bench: build
 	bash scripts/bench.sh && bash scripts/bench-mysql.sh
+
+# Failover under load: RUNS kills of the primary per protocol behind a fleet
+# of three Sluice instances (see bench/failover/main.go). Results go to
+# bench/results/failover-<date>.md, logs to bench/results/failover-<date>-logs/.
+RUNS      ?= 5
+PROTOCOLS ?= pg,mysql
+BENCH_FAILOVER_FLAGS ?=
+
+bench-failover:
+	$(GO) run ./bench/failover -runs $(RUNS) -protocols $(PROTOCOLS) $(BENCH_FAILOVER_FLAGS)
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
