@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rsa"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -23,8 +24,10 @@ const MySQLProfileCaps = mysqlwire.ClientFoundRows | mysqlwire.ClientMultiStatem
 // mysqlBaseCaps are always requested from a backend. ClientMySQL (bit 0)
 // is set, so a MariaDB server uses no extended capabilities (no
 // CACHE_METADATA, no progress reports, no COM_MULTI, no bulk execution).
-// Compression, query attributes, session tracking, LOCAL INFILE and
-// optional result set metadata are never asked for.
+// Compression, query attributes, session tracking and optional result set
+// metadata are never asked for; LOCAL INFILE only when the client has it
+// (MySQLDialConfig.Caps), so that a backend sends LOCAL INFILE requests only
+// to sessions whose client takes them.
 const mysqlBaseCaps = mysqlwire.ClientMySQL | mysqlwire.ClientLongFlag | mysqlwire.ClientProtocol41 |
 	mysqlwire.ClientTransactions | mysqlwire.ClientSecureConnection | mysqlwire.ClientPluginAuth |
 	mysqlwire.ClientPluginAuthLenencClientData | mysqlwire.ClientConnectAttrs
@@ -35,8 +38,8 @@ type MySQLDialConfig struct {
 	User     string
 	Password string
 	Database string // "" for none
-	// Caps holds the client profile (only the MySQLProfileCaps bits are
-	// used).
+	// Caps holds the client profile (only the MySQLProfileCaps bits and
+	// ClientLocalFiles are used).
 	Caps uint64
 	// Charset is the collation id sent in the handshake response (default
 	// utf8mb4_general_ci).
@@ -44,10 +47,23 @@ type MySQLDialConfig struct {
 	// Timeout bounds connecting and authenticating when ctx has no
 	// deadline (default 5s).
 	Timeout time.Duration
+	// TLS is the TLS mode, as clusters.<name>.backend_tls: "disable" (or
+	// "", plain TCP), "prefer" (TLS when the server offers CLIENT_SSL,
+	// else plain) or "require" (TLS or fail). As with libpq's modes of the
+	// same names, the server's certificate is not verified: TLS protects
+	// against eavesdropping, not against an active man in the middle.
+	// Verifying modes are not offered.
+	TLS string
 }
 
+// Backend TLS modes (MySQLDialConfig.TLS).
+const (
+	MySQLTLSDisable = "disable"
+	MySQLTLSPrefer  = "prefer"
+	MySQLTLSRequire = "require"
+)
+
 // MySQLConn is an authenticated backend connection in the command phase.
-// Backend TLS is not implemented yet (connections are plain TCP).
 type MySQLConn struct {
 	Conn net.Conn
 	R    *mysqlwire.PacketReader
@@ -60,6 +76,8 @@ type MySQLConn struct {
 	ServerVersion string
 	// Status is the status flags of the OK that ended authentication.
 	Status uint16
+	// TLS reports whether the connection is encrypted.
+	TLS bool
 }
 
 // Close closes the connection without a COM_QUIT.
@@ -137,7 +155,7 @@ func (c *MySQLConn) handshake(cfg MySQLDialConfig) error {
 	}
 	c.ThreadID = h.ConnectionID
 	c.ServerVersion = h.ServerVersion
-	want := mysqlBaseCaps | (cfg.Caps & MySQLProfileCaps)
+	want := mysqlBaseCaps | (cfg.Caps & (MySQLProfileCaps | mysqlwire.ClientLocalFiles))
 	if cfg.Database != "" {
 		want |= mysqlwire.ClientConnectWithDB
 	}
@@ -151,6 +169,10 @@ func (c *MySQLConn) handshake(cfg MySQLDialConfig) error {
 	if charset == 0 {
 		charset = byte(mysqlwire.CollationUTF8MB4GeneralCI)
 	}
+	if err := c.startTLS(cfg, h, &seq, caps, charset); err != nil {
+		return err
+	}
+	caps = c.Caps
 	scramble := h.AuthPluginData
 	plugin := h.AuthPluginName
 	if plugin != mysqlwire.AuthNativePassword && plugin != mysqlwire.AuthCachingSHA2Password {
@@ -212,6 +234,11 @@ func (c *MySQLConn) handshake(cfg MySQLDialConfig) error {
 			switch {
 			case len(data) == 1 && data[0] == mysqlwire.CachingSHA2FastAuthSuccess:
 				// an OK follows
+			case len(data) == 1 && data[0] == mysqlwire.CachingSHA2PerformFullAuth && c.TLS:
+				// Over TLS the password goes in clear.
+				if err := c.writePacket(seq+1, append([]byte(cfg.Password), 0)); err != nil {
+					return err
+				}
 			case len(data) == 1 && data[0] == mysqlwire.CachingSHA2PerformFullAuth:
 				if err := c.writePacket(seq+1, []byte{mysqlwire.CachingSHA2RequestPublicKey}); err != nil {
 					return err
@@ -233,6 +260,53 @@ func (c *MySQLConn) handshake(cfg MySQLDialConfig) error {
 			return fmt.Errorf("unexpected packet 0x%02x during authentication", payload[0])
 		}
 	}
+}
+
+// startTLS switches the connection to TLS after the server's handshake h
+// when cfg.TLS asks for it: an SSLRequest (the handshake response's fixed
+// part with CLIENT_SSL, sequence *seq+1), then a TLS client handshake
+// without certificate verification. *seq is advanced so that the
+// handshake response follows with the next sequence id. c.Caps gets
+// CLIENT_SSL when TLS is on.
+func (c *MySQLConn) startTLS(cfg MySQLDialConfig, h *mysqlwire.Handshake, seq *byte, caps uint64, charset byte) error {
+	switch cfg.TLS {
+	case "", MySQLTLSDisable:
+		return nil
+	case MySQLTLSPrefer, MySQLTLSRequire:
+	default:
+		return fmt.Errorf("unknown backend TLS mode %q", cfg.TLS)
+	}
+	if h.Capabilities&mysqlwire.ClientSSL == 0 {
+		if cfg.TLS == MySQLTLSRequire {
+			return errors.New("backend_tls is require but the server does not offer TLS")
+		}
+		return nil
+	}
+	caps |= mysqlwire.ClientSSL
+	if err := c.writePacket(*seq+1, mysqlwire.AppendSSLRequest(nil, caps, 1<<24, charset)); err != nil {
+		return fmt.Errorf("SSLRequest: %w", err)
+	}
+	*seq++
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		host = cfg.Addr
+	}
+	tc := tls.Client(c.Conn, &tls.Config{
+		// "prefer" and "require" encrypt without verifying, as libpq's
+		// modes of the same names.
+		InsecureSkipVerify: true,
+		ServerName:         host,
+		MinVersion:         tls.VersionTLS12,
+	})
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	c.Conn = tc
+	c.R.Reset(bufio.NewReaderSize(tc, 16<<10))
+	c.W.Reset(tc)
+	c.Caps = caps
+	c.TLS = true
+	return nil
 }
 
 func authResponse(plugin string, scramble []byte, password string) []byte {

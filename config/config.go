@@ -155,6 +155,16 @@ type Listener struct {
 	// TLS configured); mysql: "caching_sha2_password" (default) or
 	// "mysql_native_password".
 	Auth string `mapstructure:"auth"`
+	// LocalInfile (mysql only) lets clients that ask for CLIENT_LOCAL_FILES
+	// run LOAD DATA LOCAL INFILE: the backend's file request and the
+	// client's file content are relayed. Default false: the capability is
+	// not offered, so clients refuse LOCAL themselves.
+	LocalInfile bool `mapstructure:"local_infile"`
+	// RSAKey (mysql only) is a PEM RSA private key (PKCS#1 or PKCS#8) whose
+	// public half caching_sha2_password clients without TLS fetch to
+	// encrypt their password during full authentication. Default "": an
+	// ephemeral 2048-bit key generated at start.
+	RSAKey string `mapstructure:"rsa_key"`
 }
 
 // TLS is a certificate and key pair (PEM files). Both empty (the default)
@@ -204,8 +214,10 @@ type Cluster struct {
 	// MonitorDatabase is the database the probes connect to; default
 	// "postgres" for postgres clusters, "" for mysql clusters.
 	MonitorDatabase string `mapstructure:"monitor_database"`
-	// BackendTLS is TLS towards the backends: "disable" (default), "prefer"
-	// or "require".
+	// BackendTLS is TLS towards the backends (client sessions, health
+	// probes, promotion): "disable" (default), "prefer" or "require". As
+	// libpq's modes of the same names, prefer and require encrypt without
+	// verifying the server's certificate; no verifying mode is offered.
 	BackendTLS string `mapstructure:"backend_tls"`
 }
 

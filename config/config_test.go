@@ -4,10 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -234,7 +236,7 @@ listeners: [{name: my, address: ":6033", cluster: db}]
 clusters: {db: {protocol: mysql, backends: [{address: "db1:3306"}]}}
 users: [{name: u, password: p}, {name: monitor, password: m}]
 `, noEnv)
-	if l := my.Listeners[0]; l.Protocol != "mysql" || l.Auth != "caching_sha2_password" {
+	if l := my.Listeners[0]; l.Protocol != "mysql" || l.Auth != "caching_sha2_password" || l.LocalInfile || l.RSAKey != "" {
 		t.Errorf("mysql listener defaults: %+v", l)
 	}
 	if cl := my.Clusters["db"]; cl.MonitorDatabase != "" || cl.MonitorUser != "u" {
@@ -920,4 +922,61 @@ func writeCert(t *testing.T, dir, name string) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+func TestMySQLListenerKeys(t *testing.T) {
+	dir := t.TempDir()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)})
+	if err := os.WriteFile(filepath.Join(dir, "rsa.pem"), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, ecKey := writeCert(t, dir, "ec")
+	load := func(listener string) (*Config, error) {
+		yaml := `
+listeners:
+  - {name: l, address: "127.0.0.1:6033", cluster: db` + listener + `}
+clusters:
+  db: {protocol: mysql, backends: [{address: "db1:3306"}]}
+users: [{name: u, password: p}]
+`
+		path := filepath.Join(dir, "config.yaml")
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return LoadWith(path, noEnv)
+	}
+	c, err := load(", local_infile: true, rsa_key: rsa.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.Listeners[0]; !l.LocalInfile || l.RSAKey != filepath.Join(dir, "rsa.pem") {
+		t.Errorf("listener = %+v, want local_infile and an absolute rsa_key", l)
+	}
+	_, err = load(", rsa_key: missing.pem")
+	if err == nil || !strings.Contains(err.Error(), "listeners[0].rsa_key:") || !strings.Contains(err.Error(), "missing.pem") {
+		t.Errorf("missing rsa_key: %v", err)
+	}
+	_, err = load(", rsa_key: " + ecKey)
+	wantErrors(t, err, fmt.Sprintf(`listeners[0].rsa_key: %q: mysqlwire: private key is *ecdsa.PrivateKey, not RSA`, ecKey))
+	_, err = loadPG(t, dir, "    local_infile: true\n    rsa_key: rsa.pem\n")
+	wantErrors(t, err, "listeners[0].local_infile: only for mysql listeners", "listeners[0].rsa_key: only for mysql listeners")
+	_, err = loadPG(t, dir, "    local_infile: false\n")
+	if err != nil {
+		t.Errorf("postgres listener with local_infile false: %v", err)
+	}
+}
+
+// loadPG loads minimalYAML (a postgres listener) with extra listener lines.
+func loadPG(t *testing.T, dir, extra string) (*Config, error) {
+	t.Helper()
+	yaml := strings.Replace(minimalYAML, "    cluster: main-pg\n", "    cluster: main-pg\n"+extra, 1)
+	path := filepath.Join(dir, "pg.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return LoadWith(path, noEnv)
 }

@@ -142,6 +142,7 @@ func parse(data []byte, name, baseDir string, getenv func(string) string) (*Conf
 			t := &cfg.Listeners[i].TLS
 			t.Cert = resolvePath(baseDir, t.Cert)
 			t.Key = resolvePath(baseDir, t.Key)
+			cfg.Listeners[i].RSAKey = resolvePath(baseDir, cfg.Listeners[i].RSAKey)
 		}
 	}
 	if err := cfg.validate(unresolved); err != nil {

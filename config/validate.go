@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicedb/sluice/internal/mysqlwire"
 )
 
 // problems collects validation errors, each prefixed with its key path.
@@ -115,6 +117,21 @@ func (c *Config) validate(passwordReported map[int]bool) error {
 			p.oneOf(key+".auth", l.Auth, AuthCachingSHA2Password, AuthMySQLNativePassword)
 		}
 		validateTLS(&p, key+".tls", l.TLS)
+		if l.Protocol == ProtocolPostgres {
+			if l.LocalInfile {
+				p.add(key+".local_infile", "only for mysql listeners")
+			}
+			if l.RSAKey != "" {
+				p.add(key+".rsa_key", "only for mysql listeners")
+			}
+		}
+		if l.RSAKey != "" {
+			if b, err := os.ReadFile(l.RSAKey); err != nil {
+				p.add(key+".rsa_key", "%v", err)
+			} else if _, err := mysqlwire.ParsePrivateKeyPEM(b); err != nil {
+				p.add(key+".rsa_key", "%q: %v", l.RSAKey, err)
+			}
+		}
 		if l.Auth == AuthPassword && l.Protocol == ProtocolPostgres && !l.TLS.Enabled() {
 			p.add(key+".auth", "%q sends passwords in clear text and is only accepted over TLS: set %s.tls.cert and %s.tls.key", l.Auth, key, key)
 		}

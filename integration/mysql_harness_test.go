@@ -39,6 +39,8 @@ listeners:
   - {name: my-reader, protocol: mysql, address: "127.0.0.1:0", cluster: my, route: reader}
   - {name: my-native, protocol: mysql, address: "127.0.0.1:0", cluster: my, route: auto, auth: mysql_native_password}
   - {name: my-tls, protocol: mysql, address: "127.0.0.1:0", cluster: my, route: auto, tls: {cert: %[4]q, key: %[5]q}}
+  - {name: my-infile, protocol: mysql, address: "127.0.0.1:0", cluster: my, route: auto, local_infile: true}
+  - {name: my-rsa, protocol: mysql, address: "127.0.0.1:0", cluster: my, route: writer, rsa_key: %[6]q}
 clusters:
   my:
     protocol: mysql
@@ -79,8 +81,15 @@ func mysqlEnv(t testing.TB) *myEnv {
 			myErr = err
 			return
 		}
+		rsaKey, err := writeRSAKey(dir)
+		if err != nil {
+			c.Stop()
+			os.RemoveAll(dir)
+			myErr = err
+			return
+		}
 		n := c.Nodes()
-		cfg, err := config.Parse([]byte(fmt.Sprintf(mysqlProxyYAML, n[0].Addr(), n[1].Addr(), n[2].Addr(), cert, key)), func(string) string { return "" })
+		cfg, err := config.Parse([]byte(fmt.Sprintf(mysqlProxyYAML, n[0].Addr(), n[1].Addr(), n[2].Addr(), cert, key, rsaKey)), func(string) string { return "" })
 		if err != nil {
 			c.Stop()
 			os.RemoveAll(dir)

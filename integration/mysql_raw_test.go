@@ -32,6 +32,9 @@ type rawMy struct {
 	plugin   string // offered in the handshake
 	scramble []byte // the handshake's
 	switched string // the plugin the last authentication was switched to
+
+	authScramble []byte // the scramble the current authentication answers
+	fullAuths    int    // caching_sha2_password full authentications (RSA) done
 }
 
 const rawCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientProtocol41 | mysqlwire.ClientSecureConnection |
@@ -74,6 +77,7 @@ func dialRawMyAt(t *testing.T, addr, user, password, plugin string) (*rawMy, []b
 	}
 	m.plugin = hs.AuthPluginName
 	m.scramble = bytes.Clone(hs.AuthPluginData)
+	m.authScramble = m.scramble
 	resp := mysqlwire.HandshakeResponse{
 		Capabilities: rawCaps, MaxPacketSize: 1 << 24, CharacterSet: 45, Username: user,
 		AuthResponse: rawAuth(plugin, m.scramble, password), Database: "app",
@@ -108,10 +112,35 @@ func (m *rawMy) finishAuth(password string) []byte {
 				m.t.Fatalf("auth switch: %v", err)
 			}
 			m.switched = plugin
-			m.w.WritePacket(seq+1, rawAuth(plugin, data[:min(len(data), 20)], password))
+			m.authScramble = bytes.Clone(data[:min(len(data), 20)])
+			m.w.WritePacket(seq+1, rawAuth(plugin, m.authScramble, password))
 			m.w.Flush()
 		case len(p) == 2 && p[0] == 0x01 && p[1] == mysqlwire.CachingSHA2FastAuthSuccess:
 			// The OK follows.
+		case len(p) == 2 && p[0] == 0x01 && p[1] == mysqlwire.CachingSHA2PerformFullAuth:
+			// Full authentication over plain TCP: fetch the server's
+			// public key, send the password RSA-encrypted.
+			m.fullAuths++
+			m.w.WritePacket(seq+1, []byte{mysqlwire.CachingSHA2RequestPublicKey})
+			m.w.Flush()
+			seq, p, err = m.r.ReadPacket()
+			if err != nil {
+				m.t.Fatal(err)
+			}
+			data, err := mysqlwire.ParseAuthMoreData(p)
+			if err != nil {
+				m.t.Fatalf("public key: %v", err)
+			}
+			pub, err := mysqlwire.ParsePublicKeyPEM(data)
+			if err != nil {
+				m.t.Fatalf("public key: %v", err)
+			}
+			enc, err := mysqlwire.EncryptPasswordRSA(pub, []byte(password), m.authScramble)
+			if err != nil {
+				m.t.Fatal(err)
+			}
+			m.w.WritePacket(seq+1, enc)
+			m.w.Flush()
 		default:
 			return append([]byte(nil), p...)
 		}
@@ -125,6 +154,7 @@ func (m *rawMy) changeUser(user, password, plugin string) []byte {
 	cu := mysqlwire.ChangeUser{User: user, AuthResponse: rawAuth(plugin, m.scramble, password), Database: "app",
 		CharacterSet: 45, AuthPluginName: plugin}
 	m.switched = ""
+	m.authScramble = m.scramble
 	m.send(cu.Append(nil, rawCaps))
 	return m.finishAuth(password)
 }

@@ -6,11 +6,13 @@ package proxy
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -21,6 +23,7 @@ import (
 	mysqlfe "github.com/sluicedb/sluice/frontend/mysql"
 	"github.com/sluicedb/sluice/frontend/pg"
 	"github.com/sluicedb/sluice/health"
+	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/router"
 	"github.com/sluicedb/sluice/topology"
 )
@@ -116,7 +119,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 				adminUser = monUser
 			}
 			if cc.Protocol == config.ProtocolMySQL {
-				promoter = &health.MySQLPromoter{User: adminUser, Password: passwords[adminUser]}
+				promoter = &health.MySQLPromoter{User: adminUser, Password: passwords[adminUser], TLS: mysqlDriverTLS(tlsMode)}
 			} else {
 				promoter = &health.PGPromoter{User: adminUser, Password: passwords[adminUser], Database: cc.MonitorDatabase, TLS: tlsMode}
 			}
@@ -126,7 +129,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 			Backends: bs,
 			NewProber: func(b topology.Backend) health.Prober {
 				if cc.Protocol == config.ProtocolMySQL {
-					return &health.MySQLProber{Addr: b.Addr, User: monUser, Password: monPass, Database: cc.MonitorDatabase}
+					return &health.MySQLProber{Addr: b.Addr, User: monUser, Password: monPass, Database: cc.MonitorDatabase, TLS: mysqlDriverTLS(tlsMode)}
 				}
 				return &health.PGProber{Addr: b.Addr, User: monUser, Password: monPass, Database: cc.MonitorDatabase, TLS: tlsMode}
 			},
@@ -166,6 +169,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 			return pw, ok
 		}
 		if cr.cfg.Protocol == config.ProtocolMySQL {
+			var rsaKey *rsa.PrivateKey
+			if lc.RSAKey != "" {
+				b, err := os.ReadFile(lc.RSAKey)
+				if err == nil {
+					rsaKey, err = mysqlwire.ParsePrivateKeyPEM(b)
+				}
+				if err != nil {
+					return nil, fmt.Errorf("listener %s: rsa_key: %w", lc.Name, err)
+				}
+			}
 			srv := mysqlfe.NewServer(mysqlfe.Options{
 				Name:             lc.Name,
 				Route:            route,
@@ -176,6 +189,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 				ReadYourWrites:   cr.cfg.Consistency != "eventual",
 				FallbackToWriter: cr.cfg.ReaderFallback != "error",
 				Password:         passwordOf,
+				LocalInfile:      lc.LocalInfile,
+				RSAKey:           rsaKey,
+				BackendTLS:       cr.cfg.BackendTLS,
 				MaxMessageSize:   int(cfg.Server.MaxMessageSize),
 				AuthFailureDelay: cfg.Server.AuthFailureDelay,
 				ConnectTimeout:   cfg.Server.ConnectTimeout,
@@ -388,4 +404,17 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.wg.Wait()
 	p.stopGossip()
 	return errors.Join(errs...)
+}
+
+// mysqlDriverTLS maps a backend_tls mode to go-sql-driver/mysql's tls
+// parameter (for the MySQL probes and promoter): require encrypts without
+// verifying ("skip-verify"), prefer uses TLS when offered ("preferred").
+func mysqlDriverTLS(mode string) string {
+	switch mode {
+	case config.BackendTLSRequire:
+		return "skip-verify"
+	case config.BackendTLSPrefer:
+		return "preferred"
+	}
+	return ""
 }

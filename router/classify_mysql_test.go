@@ -81,6 +81,8 @@ var mysqlCases = []tc{
 	{sql: "INSERT INTO t SELECT * FROM u", write: true},
 	{sql: "INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 2", write: true},
 	{sql: "LOAD DATA INFILE 'x' INTO TABLE t", write: true},
+	{sql: "LOAD DATA LOCAL INFILE '/tmp/x.csv' INTO TABLE t", write: true},
+	{sql: "load data low_priority local infile 'x' replace into table t", write: true},
 	{sql: "CREATE TABLE t (id int)", write: true},
 	{sql: "ALTER TABLE t ADD b int", write: true},
 	{sql: "DROP TABLE t", write: true},

@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
@@ -46,28 +47,56 @@ func (s *session) pick(cls router.Class) (*bconn, error) {
 	return s.readerConn(ctx)
 }
 
-// writerConn returns the session's connection to the current writer,
-// waiting up to the writer hold for one when none is known (a failover is
-// under way).
-func (s *session) writerConn(ctx context.Context) (*bconn, error) {
+// writerConn returns the session's connection to the current writer. While
+// there is no writer (a failover is under way), or the writer does not
+// answer, it waits for the topology to change, up to the writer hold.
+func (s *session) writerConn(_ context.Context) (*bconn, error) {
 	cl := s.srv.opts.Cluster
-	epoch := cl.Snapshot().Epoch
-	idx, b, ok := cl.Writer()
-	if !ok {
-		var err error
-		wctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.WriterHold)
-		idx, b, err = cl.WaitWriter(wctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("%w (waited %v)", err, s.srv.opts.WriterHold)
+	hold := s.srv.opts.WriterHold
+	var deadline time.Time
+	for {
+		changed := cl.Changed()
+		snap := cl.Snapshot()
+		b, ok := snap.WriterBackend()
+		if !ok {
+			if deadline.IsZero() {
+				deadline = time.Now().Add(hold)
+			}
+			wctx, cancel := context.WithDeadline(context.Background(), deadline)
+			_, _, err := cl.WaitWriter(wctx)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("%w (waited %v)", err, hold)
+			}
+			continue
 		}
-		epoch = cl.Snapshot().Epoch
+		dctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ConnectTimeout)
+		bc, err := s.connTo(dctx, snap.Writer, b, router.TargetWriter)
+		cancel()
+		if err == nil {
+			bc.epoch = snap.Epoch
+			return bc, nil
+		}
+		if _, refused := backends.AsMySQLError(err); refused {
+			return nil, err
+		}
+		// The writer did not answer: it may be failing. Try again when the
+		// topology changes (the next probe round), within the hold.
+		if deadline.IsZero() {
+			deadline = time.Now().Add(hold)
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return nil, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+			t.Stop()
+		case <-t.C:
+			return nil, fmt.Errorf("%w (writer unreachable for %v)", err, hold)
+		}
 	}
-	bc, err := s.connTo(ctx, idx, b, router.TargetWriter)
-	if err == nil {
-		bc.epoch = epoch
-	}
-	return bc, err
 }
 
 // fenced reports whether bc, a connection to the writer, was confirmed
@@ -158,6 +187,7 @@ func (s *session) dial(ctx context.Context, idx int, addr string) (*bconn, error
 		Caps:     s.caps,
 		Charset:  s.charset,
 		Timeout:  o.ConnectTimeout,
+		TLS:      o.BackendTLS,
 	})
 	if err != nil {
 		m.BackendDials.WithLabelValues(cl.Name(), addr, "error").Inc()
@@ -195,6 +225,17 @@ func (s *session) retire(bc *bconn) {
 		s.writeBackend(bc, []byte{0x01}, true) // COM_QUIT
 	}
 	s.lost(bc)
+	s.mu.Lock()
+	release := !bc.released
+	bc.released = true
+	s.mu.Unlock()
+	if release {
+		s.release(bc)
+	}
+}
+
+// release counts bc out of the cluster's sessions on its backend.
+func (s *session) release(bc *bconn) {
 	cl := s.srv.opts.Cluster
 	cl.Release(bc.idx)
 	s.srv.opts.Metrics.BackendConnections.WithLabelValues(cl.Name(), bc.addr).Dec()

@@ -13,7 +13,10 @@ package mysql
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -23,6 +26,7 @@ import (
 	"github.com/sluicedb/sluice/admin"
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/frontend/serve"
+	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/router"
 )
 
@@ -38,6 +42,21 @@ type Options struct {
 	Auth string
 	// TLS, when set, is offered to clients (CLIENT_SSL).
 	TLS *tls.Config
+	// LocalInfile offers CLIENT_LOCAL_FILES to clients (and to the backends
+	// of the sessions whose client takes it): LOAD DATA LOCAL INFILE's
+	// file request and content are relayed. Off, a LOCAL INFILE request a
+	// backend sends anyway is answered with an empty file (the backend's
+	// error reaches the client).
+	LocalInfile bool
+	// RSAKey is the key caching_sha2_password clients without TLS fetch
+	// (its public half) to encrypt their password for full
+	// authentication. Nil uses an ephemeral 2048-bit key generated once
+	// per process (logged).
+	RSAKey *rsa.PrivateKey
+	// BackendTLS is the TLS mode towards the backends: "disable" (or ""),
+	// "prefer" (TLS when the server offers it) or "require"; neither
+	// verifies the server's certificate.
+	BackendTLS string
 	// Cluster is the cluster this listener routes to.
 	Cluster *backends.Cluster
 	// Classifier classifies statements (dialect router.MySQL).
@@ -72,12 +91,35 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+var (
+	ephemeralOnce sync.Once
+	ephemeralKey  *rsa.PrivateKey
+	ephemeralErr  error
+)
+
+// ephemeralRSAKey returns the process's ephemeral 2048-bit RSA key,
+// generating it on first use (shared by every listener without rsa_key, so
+// that starting many listeners stays fast).
+func ephemeralRSAKey() (*rsa.PrivateKey, error) {
+	ephemeralOnce.Do(func() {
+		ephemeralKey, ephemeralErr = rsa.GenerateKey(rand.Reader, 2048)
+		if ephemeralErr != nil {
+			ephemeralErr = fmt.Errorf("generating an RSA key: %w", ephemeralErr)
+		}
+	})
+	return ephemeralKey, ephemeralErr
+}
+
 // Server serves the MySQL protocol on one listener.
 type Server struct {
 	opts Options
 	log  *slog.Logger
 
 	statWriter, statReader, rywFallbacks prometheus.Counter
+
+	// pubKeyPEM is the PEM public half of opts.RSAKey (nil without a key),
+	// sent to clients that ask for it during full authentication.
+	pubKeyPEM []byte
 
 	life serve.Lifecycle
 }
@@ -114,6 +156,25 @@ func NewServer(o Options) *Server {
 		statWriter:   o.Metrics.Statements.WithLabelValues(o.Name, "writer"),
 		statReader:   o.Metrics.Statements.WithLabelValues(o.Name, "reader"),
 		rywFallbacks: o.Metrics.ReadYourWritesFallbacks.WithLabelValues(o.Name),
+	}
+	if o.Auth == "caching_sha2_password" {
+		if s.opts.RSAKey == nil {
+			key, err := ephemeralRSAKey()
+			if err != nil {
+				s.log.Error("no RSA key: caching_sha2_password full authentication without TLS will fail", "err", err)
+			} else {
+				s.opts.RSAKey = key
+				s.log.Info("using an ephemeral RSA key for caching_sha2_password without TLS (set rsa_key to keep one across restarts)")
+			}
+		}
+		if s.opts.RSAKey != nil {
+			pemKey, err := mysqlwire.MarshalPublicKeyPEM(&s.opts.RSAKey.PublicKey)
+			if err != nil {
+				s.log.Error("RSA public key", "err", err)
+			} else {
+				s.pubKeyPEM = pemKey
+			}
+		}
 	}
 	s.life = serve.Lifecycle{Name: o.Name, Metrics: o.Metrics, Log: s.log, Startup: s.startSession}
 	return s

@@ -45,6 +45,7 @@ type bconn struct {
 	setVersion uint64
 	multiOff   bool
 	dead       bool
+	released   bool   // counted out of the cluster's sessions (guarded by session.mu)
 	epoch      uint64 // topology epoch under which it was last confirmed as the writer
 }
 
@@ -52,13 +53,17 @@ type setting struct{ name, text string }
 
 // session is one client connection after a successful login.
 type session struct {
-	srv      *Server
-	id       uint32
-	conn     net.Conn
-	br       *bufio.Reader
-	cr       *mysqlwire.PacketReader
-	cw       *bufio.Writer
-	cwErr    error
+	srv   *Server
+	id    uint32
+	conn  net.Conn
+	br    *bufio.Reader
+	cr    *mysqlwire.PacketReader
+	cw    *bufio.Writer
+	cwErr error
+	// seqShift is subtracted from the sequence id of every relayed packet:
+	// non-zero only within a result during which the proxy answered a
+	// backend's LOCAL INFILE request itself.
+	seqShift byte
 	caps     uint64
 	charset  byte
 	user     string
@@ -121,6 +126,9 @@ func (s *session) writePacket(seq byte, payload []byte) {
 func (s *session) writeRaw(raw []byte) {
 	if s.cwErr != nil {
 		return
+	}
+	if s.seqShift != 0 && len(raw) >= mysqlwire.HeaderSize {
+		raw[3] -= s.seqShift
 	}
 	if _, err := s.cw.Write(raw); err != nil {
 		s.cwErr = err
@@ -415,8 +423,16 @@ const (
 func (s *session) lost(bc *bconn) {
 	s.mu.Lock()
 	bc.dead = true
+	release := s.conns[bc.idx] == bc && !bc.released
+	if release {
+		delete(s.conns, bc.idx)
+		bc.released = true
+	}
 	s.mu.Unlock()
 	bc.mc.Close()
+	if release {
+		s.release(bc)
+	}
 	if s.cur == bc {
 		s.cur = nil
 		s.status = mysqlwire.ServerStatusAutocommit
@@ -444,6 +460,8 @@ func (s *session) writeBackend(bc *bconn, p []byte, flush bool) error {
 // SERVER_MORE_RESULTS_EXISTS. relayed reports whether anything reached the
 // client (an error after that cannot be answered cleanly).
 func (s *session) relayResult(bc *bconn) (ok, relayed bool, err error) {
+	s.seqShift = 0
+	defer func() { s.seqShift = 0 }()
 	r := bc.mc.R
 	caps := s.caps
 	for {
@@ -469,8 +487,11 @@ func (s *session) relayResult(bc *bconn) (ok, relayed bool, err error) {
 			}
 			return true, true, nil
 		case mysqlwire.LocalInfileHeader:
-			// Not negotiated with the backend: should not happen.
-			return false, relayed, errors.New("unexpected LOCAL INFILE request")
+			if err := s.relayLocalInfile(bc, raw); err != nil {
+				return false, true, err
+			}
+			relayed = true
+			continue // the backend's OK or ERR follows
 		}
 		n, isCount := mysqlwire.ParseColumnCount(payload)
 		if !isCount {
@@ -497,6 +518,54 @@ func (s *session) relayResult(bc *bconn) (ok, relayed bool, err error) {
 			return st, true, nil
 		}
 	}
+}
+
+// relayLocalInfile serves a backend's LOCAL INFILE request (raw: 0xFB and
+// the file name). When the client negotiated CLIENT_LOCAL_FILES (the
+// listener's local_infile), the request goes to the client and the
+// client's file content, up to and including the empty packet that ends
+// it, goes to the backend untouched (sequence ids continue on both sides
+// alike). Otherwise the backend gets an empty file at once, and the
+// packets that follow reach the client renumbered as if the request had
+// never been sent. Errors are I/O failures on either side; the session
+// cannot go on after them.
+func (s *session) relayLocalInfile(bc *bconn, raw []byte) error {
+	w := bc.mc.W
+	_, seq, _ := mysqlwire.PacketHeader(raw)
+	if s.caps&mysqlwire.ClientLocalFiles == 0 {
+		end, _ := mysqlwire.AppendPacket(nil, seq+1, nil)
+		if _, err := w.Write(end); err != nil {
+			return fmt.Errorf("LOCAL INFILE refusal to backend: %w", err)
+		}
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("LOCAL INFILE refusal to backend: %w", err)
+		}
+		s.seqShift += 2
+		return nil
+	}
+	s.writeRaw(raw)
+	if err := s.flush(); err != nil {
+		return fmt.Errorf("LOCAL INFILE request to client: %w", err)
+	}
+	cont := false
+	for {
+		data, err := s.cr.ReadRawPacket()
+		if err != nil {
+			return fmt.Errorf("LOCAL INFILE data from client: %w", err)
+		}
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("LOCAL INFILE data to backend: %w", err)
+		}
+		n := len(data) - mysqlwire.HeaderSize
+		if n == 0 && !cont {
+			break
+		}
+		cont = n == mysqlwire.MaxChunk
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("LOCAL INFILE data to backend: %w", err)
+	}
+	return nil
 }
 
 // relayRows relays rows up to and including the EOF (or OK) packet that
@@ -866,7 +935,7 @@ func (s *session) kill(id uint32, connection bool) bool {
 	t.mu.Unlock()
 	if bc != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ConnectTimeout)
-		err := backends.KillMySQL(ctx, backends.MySQLDialConfig{Addr: addr, User: user, Password: password}, thread, false)
+		err := backends.KillMySQL(ctx, backends.MySQLDialConfig{Addr: addr, User: user, Password: password, TLS: s.srv.opts.BackendTLS}, thread, false)
 		cancel()
 		if err != nil {
 			s.srv.log.Warn("forwarding KILL failed", "backend", addr, "err", err)
@@ -951,18 +1020,19 @@ func (s *session) closeBackends() {
 	s.closing = true
 	conns := make([]*bconn, 0, len(s.conns))
 	for _, bc := range s.conns {
-		conns = append(conns, bc)
+		if !bc.released {
+			bc.released = true
+			conns = append(conns, bc)
+		}
 	}
 	s.mu.Unlock()
-	cl := s.srv.opts.Cluster
 	for _, bc := range conns {
 		if !bc.dead {
 			bc.mc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 			s.writeBackend(bc, []byte{mysqlwire.ComQuit}, true)
 		}
 		bc.mc.Close()
-		cl.Release(bc.idx)
-		s.srv.opts.Metrics.BackendConnections.WithLabelValues(cl.Name(), bc.addr).Dec()
+		s.release(bc)
 	}
 	s.srv.opts.ConnIDs.unregister(s.id)
 }

@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
@@ -23,8 +24,8 @@ const serverVersion = "8.0.99-sluice"
 // serverCaps are the capabilities Sluice implements towards clients.
 // ClientMySQL is set, so no MariaDB extended capability is negotiated
 // (no CACHE_METADATA, progress reports, COM_MULTI or bulk execution); no
-// compression, query attributes, session tracking, optional metadata or
-// LOCAL INFILE.
+// compression, query attributes, session tracking or optional metadata.
+// CLIENT_LOCAL_FILES is added when the listener enables LOCAL INFILE.
 const serverCaps = mysqlwire.ClientMySQL | mysqlwire.ClientFoundRows | mysqlwire.ClientLongFlag |
 	mysqlwire.ClientConnectWithDB | mysqlwire.ClientProtocol41 | mysqlwire.ClientInteractive |
 	mysqlwire.ClientTransactions | mysqlwire.ClientSecureConnection | mysqlwire.ClientMultiStatements |
@@ -53,6 +54,9 @@ func (s *Server) startup(c net.Conn) (*session, error) {
 	caps := serverCaps
 	if o.TLS != nil {
 		caps |= mysqlwire.ClientSSL
+	}
+	if o.LocalInfile {
+		caps |= mysqlwire.ClientLocalFiles
 	}
 	hs := mysqlwire.Handshake{
 		ServerVersion:  serverVersion,
@@ -189,22 +193,20 @@ func (s *session) authenticate(next byte, user, plugin string, authResp []byte) 
 			s.writePacket(next, mysqlwire.AppendAuthMoreData(nil, []byte{mysqlwire.CachingSHA2FastAuthSuccess}))
 			next++
 			good = true
-		case s.onTLS:
-			// Full authentication: the password in clear over TLS.
+		case s.onTLS || s.srv.pubKeyPEM != nil:
+			// Full authentication (the scramble did not match; unknown
+			// users too, so that they cannot be told apart): the password
+			// in clear over TLS, else RSA-encrypted with our key.
 			s.writePacket(next, mysqlwire.AppendAuthMoreData(nil, []byte{mysqlwire.CachingSHA2PerformFullAuth}))
 			if err := s.flush(); err != nil {
 				return "", false, 0, err
 			}
-			rseq, payload, err := s.cr.ReadPacket()
+			clear, rseq, err := s.readFullAuth(scrambles)
 			if err != nil {
 				return "", false, 0, err
 			}
 			next = rseq + 1
-			clear := payload
-			if n := len(clear); n > 0 && clear[n-1] == 0 {
-				clear = clear[:n-1]
-			}
-			good = known && subtle.ConstantTimeCompare(clear, []byte(pw)) == 1
+			good = known && clear != nil && subtle.ConstantTimeCompare(clear, []byte(pw)) == 1
 		}
 	}
 	if !good {
@@ -220,6 +222,47 @@ func (s *session) authenticate(next byte, user, plugin string, authResp []byte) 
 		return "", false, next, nil
 	}
 	return pw, true, next, nil
+}
+
+// readFullAuth reads a caching_sha2_password client's answer to
+// PerformFullAuth and returns the password it sent (nil when it cannot be
+// recovered, which fails the login) and the sequence number of the last
+// packet read. Over TLS the password comes in clear. Without TLS the client
+// either asks for our public key first (0x02, answered with AuthMoreData
+// holding the PEM key) or already has it, and sends the NUL-terminated
+// password XOR the scramble, RSA-OAEP encrypted; a password in clear over a
+// plain connection is never accepted. Only client I/O failures are errors.
+func (s *session) readFullAuth(scrambles [][]byte) (clear []byte, seq byte, err error) {
+	seq, payload, err := s.cr.ReadPacket()
+	if err != nil {
+		return nil, 0, err
+	}
+	if s.onTLS {
+		clear = bytes.Clone(payload)
+		if n := len(clear); n > 0 && clear[n-1] == 0 {
+			clear = clear[:n-1]
+		}
+		return clear, seq, nil
+	}
+	key := s.srv.opts.RSAKey
+	if len(payload) == 1 && payload[0] == mysqlwire.CachingSHA2RequestPublicKey {
+		s.writePacket(seq+1, mysqlwire.AppendAuthMoreData(nil, s.srv.pubKeyPEM))
+		if err := s.flush(); err != nil {
+			return nil, 0, err
+		}
+		if seq, payload, err = s.cr.ReadPacket(); err != nil {
+			return nil, 0, err
+		}
+	}
+	if len(payload) != key.Size() {
+		return nil, seq, nil // not a ciphertext for our key (maybe clear text)
+	}
+	for _, sc := range scrambles {
+		if pw, err := mysqlwire.DecryptPasswordRSA(key, payload, sc); err == nil {
+			return pw, seq, nil
+		}
+	}
+	return nil, seq, nil
 }
 
 // connectHome connects to the listener's home backend (the writer, or a

@@ -283,6 +283,31 @@ func ParsePublicKeyPEM(data []byte) (*rsa.PublicKey, error) {
 	return pub, nil
 }
 
+// ParsePrivateKeyPEM decodes an RSA private key from PEM: PKCS#1 ("RSA
+// PRIVATE KEY") or PKCS#8 ("PRIVATE KEY").
+func ParsePrivateKeyPEM(data []byte) (*rsa.PrivateKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("mysqlwire: no PEM block in private key data")
+	}
+	if block.Type == "RSA PRIVATE KEY" {
+		key, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("mysqlwire: PKCS#1 private key: %w", err)
+		}
+		return key, nil
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("mysqlwire: private key (PEM %q): %w", block.Type, err)
+	}
+	priv, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("mysqlwire: private key is %T, not RSA", key)
+	}
+	return priv, nil
+}
+
 // AppendAuthSwitchRequest appends an AuthSwitchRequest payload: 0xfe, the
 // plugin name, and the plugin data NUL-terminated (as servers send the
 // scramble).

@@ -2,10 +2,14 @@ package mysqlwire
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
 	"testing"
 )
 
@@ -149,5 +153,43 @@ func TestAuthSwitchAndMoreData(t *testing.T) {
 	}
 	if _, err := ParseAuthMoreData([]byte{0}); err == nil {
 		t.Fatal("non-AuthMoreData accepted")
+	}
+}
+
+func TestParsePrivateKeyPEM(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string][]byte{
+		"pkcs1": pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+		"pkcs8": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
+	} {
+		got, err := ParsePrivateKeyPEM(p)
+		if err != nil || !got.Equal(key) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecDER, err := x509.MarshalPKCS8PrivateKey(ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range map[string][]byte{
+		"not pem":  []byte("not pem"),
+		"ec key":   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER}),
+		"bad der":  pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: []byte("xx")}),
+		"bad der8": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("xx")}),
+	} {
+		if _, err := ParsePrivateKeyPEM(bad); err == nil {
+			t.Fatalf("%s accepted", name)
+		}
 	}
 }

@@ -3,6 +3,8 @@ package mysqlwire
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"io"
 	"reflect"
@@ -341,4 +343,36 @@ func checkSessionTrack(t *testing.T, data []byte) {
 			t.Fatalf("session track item %d: %q / %q", i, a, b)
 		}
 	}
+}
+
+// FuzzDecryptPasswordRSA feeds arbitrary ciphertexts and scrambles to the
+// server side of the RSA exchange (what an unauthenticated client controls):
+// it must return an error or a password, never panic, and a real
+// ciphertext must round-trip.
+func FuzzDecryptPasswordRSA(f *testing.F) {
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ct, err := EncryptPasswordRSA(&key.PublicKey, []byte("secret"), []byte("abcdefghij0123456789"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ct, []byte("abcdefghij0123456789"), []byte("secret"))
+	f.Add([]byte{}, []byte{}, []byte{})
+	f.Add([]byte{0x02}, []byte("x"), []byte("pw"))
+	f.Fuzz(func(t *testing.T, ct, scramble, pw []byte) {
+		_, _ = DecryptPasswordRSA(key, ct, scramble)
+		if len(pw) > 40 || bytes.IndexByte(pw, 0) >= 0 {
+			return
+		}
+		enc, err := EncryptPasswordRSA(&key.PublicKey, pw, scramble)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecryptPasswordRSA(key, enc, scramble)
+		if err != nil || !bytes.Equal(got, pw) {
+			t.Fatalf("round trip %q: %q %v", pw, got, err)
+		}
+	})
 }
