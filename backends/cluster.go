@@ -38,6 +38,12 @@ type ClusterOptions struct {
 	// MaxReplicaLag excludes readers lagging more than this from reads
 	// (0 = no limit).
 	MaxReplicaLag time.Duration
+	// MaxClientConns caps the client sessions of the cluster, all users
+	// and listeners together (0 = no limit).
+	MaxClientConns int
+	// UserMaxClientConns caps the client sessions of single users (absent
+	// or 0 = no limit of the user's own).
+	UserMaxClientConns map[string]int
 }
 
 // Cluster is the routing view of one database cluster: the current topology
@@ -53,6 +59,8 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every publish
+
+	admit admission
 }
 
 // NewCluster returns a cluster whose initial snapshot knows the configured
@@ -64,6 +72,7 @@ func NewCluster(o ClusterOptions) *Cluster {
 		maxLag:  o.MaxReplicaLag,
 		active:  make([]atomic.Int64, len(o.Backends)),
 		changed: make(chan struct{}),
+		admit:   admission{max: o.MaxClientConns, perUser: o.UserMaxClientConns, users: make(map[string]int)},
 	}
 	bs := append([]topology.Backend(nil), o.Backends...)
 	c.snap.Store(&topology.Snapshot{Backends: bs, Writer: -1})

@@ -219,6 +219,8 @@ type Cluster struct {
 	// libpq's modes of the same names, prefer and require encrypt without
 	// verifying the server's certificate; no verifying mode is offered.
 	BackendTLS string `mapstructure:"backend_tls"`
+	// Pool holds the cluster's connection limits; see Pool.
+	Pool Pool `mapstructure:"pool"`
 }
 
 // Backend is one database server of a cluster.
@@ -242,6 +244,18 @@ type User struct {
 	// default. Load reads it into Password (an unset or empty variable is an
 	// error) and keeps PasswordEnv for the record.
 	PasswordEnv string `mapstructure:"password_env"`
+	// Pool holds the user's own limits, applied in every cluster the user
+	// connects to; default: none of its own.
+	Pool Pool `mapstructure:"pool"`
+}
+
+// Pool holds connection limits of a cluster or a user.
+type Pool struct {
+	// MaxClientConns caps client connections: for a cluster, all users and
+	// listeners together; for a user, that user's connections to each
+	// cluster. Clients over the limit get SQLSTATE 53300 (PostgreSQL) or
+	// error 1040 (MySQL). Default 0: no limit.
+	MaxClientConns int `mapstructure:"max_client_conns"`
 }
 
 // Health configures the backend probes.

@@ -144,6 +144,9 @@ func (c *Config) validate(passwordReported map[int]bool) error {
 	userNames := map[string]int{}
 	for i, u := range c.Users {
 		key := fmt.Sprintf("users[%d]", i)
+		if u.Pool.MaxClientConns < 0 {
+			p.add(key+".pool.max_client_conns", "must be 0 (no limit) or more, got %d", u.Pool.MaxClientConns)
+		}
 		switch prev, dup := userNames[u.Name]; {
 		case u.Name == "":
 			p.add(key+".name", "required")
@@ -165,6 +168,9 @@ func (c *Config) validate(passwordReported map[int]bool) error {
 			if _, ok := c.User(mu); !ok {
 				p.add("clusters."+name+".monitor_user", "unknown user %q (not in users)", mu)
 			}
+		}
+		if n := c.Clusters[name].Pool.MaxClientConns; n < 0 {
+			p.add("clusters."+name+".pool.max_client_conns", "must be 0 (no limit) or more, got %d", n)
 		}
 		if au := c.Clusters[name].AdminUser; au != "" && len(c.Users) > 0 {
 			if _, ok := c.User(au); !ok {

@@ -105,7 +105,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 			return nil, fmt.Errorf("cluster %s: %w", name, err)
 		}
 		cr := &clusterRuntime{name: name, cfg: cc}
-		cr.cluster = backends.NewCluster(backends.ClusterOptions{Name: name, Backends: bs, Balance: bal, MaxReplicaLag: cc.MaxReplicaLag})
+		userMax := make(map[string]int)
+		for _, u := range cfg.Users {
+			if u.Pool.MaxClientConns > 0 {
+				userMax[u.Name] = u.Pool.MaxClientConns
+			}
+		}
+		cr.cluster = backends.NewCluster(backends.ClusterOptions{Name: name, Backends: bs, Balance: bal, MaxReplicaLag: cc.MaxReplicaLag,
+			MaxClientConns: cc.Pool.MaxClientConns, UserMaxClientConns: userMax})
 		monUser := cc.MonitorUser
 		if monUser == "" && len(cfg.Users) > 0 {
 			monUser = cfg.Users[0].Name

@@ -97,6 +97,7 @@ type session struct {
 	drain    bool
 	cleaned  bool
 	closeOne sync.Once
+	unadmit  func() // gives back the client's place in the cluster (max_client_conns)
 }
 
 var (
@@ -1035,4 +1036,7 @@ func (s *session) closeBackends() {
 		s.release(bc)
 	}
 	s.srv.opts.ConnIDs.unregister(s.id)
+	if s.unadmit != nil {
+		s.unadmit()
+	}
 }

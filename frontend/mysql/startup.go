@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicedb/sluice/admin"
 	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/frontend/serve"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/router"
 )
@@ -123,8 +124,15 @@ func (s *Server) startup(c net.Conn) (*session, error) {
 		sess.flush()
 		return nil, errAuthFailed
 	}
+	release, err := o.Cluster.AdmitClient(resp.Username)
+	if err != nil {
+		sess.writePacket(next, mysqlwire.AppendERR(nil, mysqlwire.NewERR(mysqlwire.ERConCountError, "Too many connections: "+err.Error()), sess.caps))
+		sess.flush()
+		return nil, serve.ErrHandled
+	}
 	sess.mu.Lock()
 	sess.password = pw
+	sess.unadmit = release
 	sess.mu.Unlock()
 	if err := sess.connectHome(next); err != nil {
 		sess.flush()

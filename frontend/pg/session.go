@@ -169,6 +169,7 @@ type session struct {
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	release   func() // gives back the client's place in the cluster (max_client_conns)
 }
 
 // span is one held-back message: its type and where it sits in batch.
@@ -703,6 +704,9 @@ func (s *session) Close() {
 			bc.pc.Close()
 		}
 		s.wg.Wait()
+		if s.release != nil {
+			s.release()
+		}
 		s.srv.opts.Cancels.unregister(s.pid)
 	})
 }

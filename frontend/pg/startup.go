@@ -195,8 +195,14 @@ func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadl
 		return nil, serve.ErrHandled
 	}
 
+	release, err := s.opts.Cluster.AdmitClient(user)
+	if err != nil {
+		fatal(conn, "53300", "sorry, too many clients already: "+err.Error())
+		return nil, serve.ErrHandled
+	}
 	rd.SetMaxMessageSize(s.opts.MaxMessageSize)
 	sess := newSession(s, conn, rd, user, database, password, params)
+	sess.release = release
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	home, err := sess.connectHome(ctx)
