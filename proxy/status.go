@@ -62,7 +62,8 @@ type BackendStatus struct {
 	Name      string    `json:"name"`
 	Address   string    `json:"address"`
 	Role      string    `json:"role"`
-	State     string    `json:"state"` // up, down or fenced
+	State     string    `json:"state"`  // up, down, or fenced (up, but never given writes or reads)
+	Fenced    bool      `json:"fenced"` // a former writer, kept out until it is re-seeded as a replica
 	Healthy   bool      `json:"healthy"`
 	Position  string    `json:"position,omitempty"`
 	Received  string    `json:"received,omitempty"`
@@ -106,13 +107,13 @@ func (p *Proxy) Status() Status {
 		for i, b := range s.Backends {
 			state := "up"
 			switch {
-			case b.Fenced:
-				state = "fenced"
 			case !b.Healthy:
 				state = "down"
+			case b.Fenced:
+				state = "fenced"
 			}
 			bs := BackendStatus{
-				Name: b.Name, Address: b.Addr, Role: b.Role.String(), State: state, Healthy: b.Healthy,
+				Name: b.Name, Address: b.Addr, Role: b.Role.String(), State: state, Fenced: b.Fenced, Healthy: b.Healthy,
 				LagSecs: b.Lag.Seconds(), LatencyMs: float64(b.Latency) / float64(time.Millisecond),
 				Sessions: cr.cluster.Active(i), LastProbe: b.LastProbe, LastError: b.LastError,
 			}

@@ -66,7 +66,7 @@ func (s *session) writerConn(_ context.Context) (*bconn, error) {
 			_, _, err := cl.WaitWriter(wctx)
 			cancel()
 			if err != nil {
-				return nil, fmt.Errorf("%w (waited %v)", err, hold)
+				return nil, fmt.Errorf("%w (waited %v%s)", err, hold, whyNoWriter(cl.Snapshot()))
 			}
 			continue
 		}
@@ -239,4 +239,17 @@ func (s *session) release(bc *bconn) {
 	cl := s.srv.opts.Cluster
 	cl.Release(bc.idx)
 	s.srv.opts.Metrics.BackendConnections.WithLabelValues(cl.Name(), bc.addr).Dec()
+}
+
+// whyNoWriter explains, for error messages, why a snapshot has no usable
+// writer: "; " followed by the reason, or "".
+func whyNoWriter(snap *topology.Snapshot) string {
+	switch w := snap.WriterName(); {
+	case snap.Held != "":
+		return "; writes held: " + snap.Held
+	case w == "":
+		return "; no backend is known to accept writes"
+	default:
+		return "; writer " + w + " is down"
+	}
 }

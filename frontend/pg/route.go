@@ -145,7 +145,7 @@ func (s *session) writerConn(ctx context.Context) (*bconn, error) {
 			_, _, err := cl.WaitWriter(wctx)
 			cancel()
 			if err != nil {
-				return nil, fmt.Errorf("%w (waited %v)", err, hold)
+				return nil, fmt.Errorf("%w (waited %v%s)", err, hold, whyNoWriter(cl.Snapshot()))
 			}
 			continue
 		}
@@ -303,10 +303,18 @@ func (s *session) dial(ctx context.Context, idx int, addr string) (*bconn, error
 // fetchWriterLSN asks the writer for its current WAL position and waits for
 // the answer (used when a write's position could not be captured inline).
 func (s *session) fetchWriterLSN(ctx context.Context) {
-	w, err := s.writerConn(ctx)
+	// No waiting here: without a reachable writer the position stays
+	// unknown and the read falls back to the writer, which holds once.
+	snap := s.srv.opts.Cluster.Snapshot()
+	b, ok := snap.WriterBackend()
+	if !ok {
+		return
+	}
+	w, err := s.connTo(ctx, snap.Writer, b, router.TargetWriter)
 	if err != nil {
 		return
 	}
+	w.epoch = snap.Epoch
 	s.mu.Lock()
 	busy := w.inflight > 0
 	s.mu.Unlock()
@@ -383,3 +391,16 @@ func asPgError(err error) (*pgconnError, bool) {
 type pgconnError struct{ Code, Message string }
 
 func (e *pgconnError) Error() string { return fmt.Sprintf("%s (SQLSTATE %s)", e.Message, e.Code) }
+
+// whyNoWriter explains, for error messages, why a snapshot has no usable
+// writer: "; " followed by the reason, or "".
+func whyNoWriter(snap *topology.Snapshot) string {
+	switch w := snap.WriterName(); {
+	case snap.Held != "":
+		return "; writes held: " + snap.Held
+	case w == "":
+		return "; no backend is known to accept writes"
+	default:
+		return "; writer " + w + " is down"
+	}
+}

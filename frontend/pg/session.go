@@ -210,8 +210,17 @@ func newSession(srv *Server, conn net.Conn, rd *pgwire.Reader, user, database, p
 // connectHome opens the connection whose ParameterStatus values the client
 // receives at login: the writer, or a reader on a reader endpoint.
 func (s *session) connectHome(ctx context.Context) (*bconn, error) {
-	if s.srv.opts.Route == router.RouteReader {
+	switch o := &s.srv.opts; {
+	case o.Route == router.RouteReader:
 		return s.readerConn(ctx)
+	case o.Route == router.RouteAuto:
+		if _, _, writer := o.Cluster.Writer(); !writer && len(o.Cluster.Snapshot().Readers(nil, 0)) > 0 {
+			// No writer right now (a failover, or writes held): let the
+			// client in on a replica; its writes wait when they come.
+			if bc, err := s.readerConn(ctx); err == nil {
+				return bc, nil
+			}
+		}
 	}
 	return s.writerConn(ctx)
 }
