@@ -2186,6 +2186,35 @@ func TestPGBackendTerminated(t *testing.T) {
 		})
 	}
 
+	// The same at the protocol level, as JDBC and other drivers speak it:
+	// unnamed statements, a Flush while the transaction is lost, and
+	// ROLLBACK through Parse/Bind/Execute.
+	t.Run("writer backend terminated inside a transaction/raw extended", func(t *testing.T) {
+		app := ppUniq("termraw")
+		c := ppNewRawClient(t, ctx, ppNamedDSN(t, "auto", app))
+		c.send(&pgproto3.Query{String: "BEGIN"})
+		ppExpectSeq(t, "begin", c.untilReady(), []string{"CommandComplete(BEGIN)", "ReadyForQuery(T)"})
+		c.send(&pgproto3.Parse{Query: "INSERT INTO " + tbl + " VALUES (2001)"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		ppExpectSeq(t, "insert", c.untilReady(), []string{"ParseComplete", "BindComplete", "CommandComplete(INSERT 0 1)", "ReadyForQuery(T)"})
+		terminate(t, ppWaitBackend(t, ctx, adm, app, "the session's writer backend", func(b ppBackend) bool { return !b.recovery }))
+		// A Flush gets the error at once; the Sync then ReadyForQuery(E).
+		c.send(&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Describe{ObjectType: 'P'}, &pgproto3.Execute{}, &pgproto3.Flush{})
+		ppExpectSeq(t, "flush in the lost transaction", c.recvN(1), []string{"ErrorResponse(08006)"})
+		c.send(&pgproto3.Sync{})
+		ppExpectSeq(t, "its sync", c.untilReady(), []string{"ReadyForQuery(E)"})
+		c.send(&pgproto3.Parse{Query: "SELECT 2"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		ppExpectSeq(t, "next statement", c.untilReady(), []string{"ErrorResponse(25P02)", "ReadyForQuery(E)"})
+		c.send(&pgproto3.Sync{})
+		ppExpectSeq(t, "lone sync", c.untilReady(), []string{"ReadyForQuery(E)"})
+		c.send(&pgproto3.Parse{Query: "ROLLBACK"}, &pgproto3.Bind{}, &pgproto3.Describe{ObjectType: 'P'}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		ppExpectSeq(t, "rollback", c.untilReady(), []string{"ParseComplete", "BindComplete", "NoData", "CommandComplete(ROLLBACK)", "ReadyForQuery(I)"})
+		c.send(&pgproto3.Parse{Query: "SELECT 3"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		ppExpectSeq(t, "after rollback", c.untilReady(), []string{"ParseComplete", "BindComplete", "DataRow(3)", "CommandComplete(SELECT 1)", "ReadyForQuery(I)"})
+		if n := ppWriterInt(t, ctx, "SELECT count(*) FROM "+tbl+" WHERE v = 2001"); n != 0 {
+			t.Errorf("the lost transaction's row is there (%d)", n)
+		}
+	})
+
 	t.Run("backend terminated during a statement", func(t *testing.T) {
 		app := ppUniq("termq")
 		c := ppConnect(t, ctx, ppNamedDSN(t, "auto", app))

@@ -54,18 +54,49 @@ func (s *session) answerLost() {
 		s.txLost, s.txLostSent = "", false
 		s.mu.Unlock()
 	} else {
-		s.mu.Lock()
-		code, msg := "25P02", "current transaction is aborted, commands ignored until end of transaction block"
-		if !s.txLostSent {
-			code, msg = "08006", s.txLost
-			s.txLostSent = true
+		if s.batchHasStatement() {
+			out = s.appendLostError(out)
 		}
-		s.mu.Unlock()
-		out = pgwire.AppendErrorResponse(out, "ERROR", code, msg)
 		out = pgwire.AppendReadyForQuery(out, 'E')
 	}
 	s.resetBatch()
 	s.writeClient(out, true)
+}
+
+// refuseLost answers a Flush of an unfinished batch in a lost transaction:
+// the error now, and the ReadyForQuery at the client's Sync.
+func (s *session) refuseLost() {
+	out := s.appendLostError(nil)
+	s.resetBatch()
+	s.mu.Lock()
+	s.skipToSync = true
+	s.mu.Unlock()
+	s.writeClient(out, true)
+}
+
+// appendLostError appends the error a statement of a lost transaction
+// gets: the loss itself the first time, then 25P02 as PostgreSQL answers
+// in a failed transaction.
+func (s *session) appendLostError(out []byte) []byte {
+	s.mu.Lock()
+	code, msg := "25P02", "current transaction is aborted, commands ignored until end of transaction block"
+	if !s.txLostSent {
+		code, msg = "08006", s.txLost
+		s.txLostSent = true
+	}
+	s.mu.Unlock()
+	return pgwire.AppendErrorResponse(out, "ERROR", code, msg)
+}
+
+// batchHasStatement reports whether the held-back batch holds anything but
+// Sync and Flush (a lone Sync gets just ReadyForQuery, as from PostgreSQL).
+func (s *session) batchHasStatement() bool {
+	for _, it := range s.items {
+		if it.typ != pgwire.MsgSync && it.typ != pgwire.MsgFlush {
+			return true
+		}
+	}
+	return false
 }
 
 // rememberParse records a statement the client prepared while its

@@ -167,6 +167,9 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, visibleZ bool) {
 			s.txSetOps = nil
 		}
 		bc.batchErr, bc.txTag = false, 0
+		if visibleZ {
+			bc.commitInFlight = false
+		}
 	case pgwire.MsgCopyInResponse:
 		// A Sync that follows Execute of COPY FROM STDIN is ignored by the
 		// server: only the Sync after CopyDone/CopyFail gets a
@@ -206,6 +209,7 @@ func (s *session) backendLost(bc *bconn, err error) {
 	}
 	bc.q, bc.qh, bc.inflight, bc.pending = nil, 0, 0, 0
 	inTx := false
+	commit := bc.commitInFlight && visible > 0
 	if s.cur == bc {
 		inTx = s.txStatus != 'I'
 		s.cur = nil
@@ -248,7 +252,14 @@ func (s *session) backendLost(bc *bconn, err error) {
 	if bc.fatal != "" {
 		msg += " (" + bc.fatal + ")"
 	}
-	if inTx {
+	code := "08006"
+	switch {
+	case commit:
+		// COMMIT was on its way: it may have committed (with synchronous
+		// replication, on the new writer too). Say so; a retry must check.
+		code, inTx = "08007", false
+		msg += " while COMMIT was in progress; the transaction may or may not have been committed"
+	case inTx:
 		msg += "; the open transaction was rolled back"
 	}
 	status := byte('I')
@@ -264,8 +275,17 @@ func (s *session) backendLost(bc *bconn, err error) {
 	if visible == 0 && !partial {
 		return // told at its next statement
 	}
-	out := pgwire.AppendErrorResponse(nil, "ERROR", "08006", msg)
+	// Every batch the client still waits for gets its error and its
+	// ReadyForQuery, so that pipelining clients stay in step.
+	out := pgwire.AppendErrorResponse(nil, "ERROR", code, msg)
 	for i := 0; i < visible; i++ {
+		if i > 0 {
+			if inTx {
+				out = pgwire.AppendErrorResponse(out, "ERROR", "25P02", "current transaction is aborted, commands ignored until end of transaction block")
+			} else {
+				out = pgwire.AppendErrorResponse(out, "ERROR", "08006", msg)
+			}
+		}
 		out = pgwire.AppendReadyForQuery(out, status)
 	}
 	// With a partial batch and no ReadyForQuery awaited yet, skipToSync

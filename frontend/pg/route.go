@@ -62,7 +62,16 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 		if inTx {
 			st.TxTarget = cur.target
 		}
-		if inTx && cur.inflight == 0 && s.fenced(cur) {
+		if cur != nil && cur.inflight > 0 && s.fenced(cur) {
+			// Statements already sent to a writer the fleet has since
+			// replaced: let them finish (or fail) before deciding anything.
+			for cur.inflight > 0 && !cur.dead && !s.closing {
+				s.cond.Wait()
+			}
+			s.mu.Unlock()
+			continue
+		}
+		if inTx && s.fenced(cur) {
 			// The transaction runs on a writer that the fleet has since
 			// replaced: it must not take another statement.
 			s.cur, s.txStatus, s.txSetOps = nil, 'I', nil

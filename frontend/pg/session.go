@@ -2,6 +2,7 @@ package pg
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,7 +88,10 @@ type bconn struct {
 	released bool
 	fatal    string // a FATAL error the backend sent before closing
 	captured bool   // the running capture query returned its row
-	failed   bool   // the running injected query failed
+	// commitInFlight: a batch with COMMIT was sent and its ReadyForQuery
+	// has not arrived: if the connection dies now, the outcome is unknown.
+	commitInFlight bool
+	failed         bool // the running injected query failed
 }
 
 func (b *bconn) push(e expect) {
@@ -313,22 +317,28 @@ func (s *session) statement(m pgwire.Message) bool {
 	lost := s.txLost != ""
 	s.mu.Unlock()
 	if skip {
+		// The fixed route (after a Flush) ended with the error.
+		s.locked, s.lockedCls = nil, router.Class{}
 		if m.Type == pgwire.MsgSync {
 			s.writeClient(pgwire.AppendReadyForQuery(nil, status), true)
 		}
 		return true
 	}
-	if s.locked != nil {
+	if s.locked != nil && s.alive(s.locked) {
 		return s.sendLocked(m)
 	}
+	s.locked, s.lockedCls = nil, router.Class{}
 	if lost {
 		// The transaction died with its backend: answer here until the
 		// client ends it.
 		start := len(s.batch)
 		s.batch = append(s.batch, m.Raw...)
 		s.items = append(s.items, span{typ: m.Type, start: start, end: len(s.batch)})
-		if isTerminator(m.Type) {
+		switch {
+		case isTerminator(m.Type):
 			s.answerLost()
+		case m.Type == pgwire.MsgFlush:
+			s.refuseLost()
 		}
 		return true
 	}
@@ -392,6 +402,7 @@ func (s *session) classifyBatch() router.Class {
 			c.Pin = x.Pin
 		}
 	}
+	parses := 0
 	for i := range s.items {
 		it := &s.items[i]
 		body := s.batch[it.start+pgwire.HeaderLen : it.end]
@@ -404,8 +415,12 @@ func (s *session) classifyBatch() router.Class {
 			_, q, _ := pgwire.ParseParse(body)
 			it.cls, it.classified = s.srv.opts.Classifier.Classify(unsafeString(q)), true
 			add(it.cls)
+			parses++
 		case pgwire.MsgBind:
 			_, name, _ := pgwire.ParseBind(body)
+			if parses > 0 && s.parsedEarlier(i, name) {
+				break // counted with its Parse in this batch
+			}
 			if st := s.stmts[unsafeString(name)]; st != nil {
 				add(st.cls)
 			}
@@ -414,6 +429,19 @@ func (s *session) classifyBatch() router.Class {
 		}
 	}
 	return c
+}
+
+// parsedEarlier reports whether a Parse of statement name comes before
+// item i in the held-back batch.
+func (s *session) parsedEarlier(i int, name []byte) bool {
+	for _, it := range s.items[:i] {
+		if it.typ == pgwire.MsgParse {
+			if n, _, err := pgwire.ParseParse(s.batch[it.start+pgwire.HeaderLen : it.end]); err == nil && bytes.Equal(n, name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sendBatch routes the held-back batch and sends it. Without a terminator
@@ -561,6 +589,11 @@ func (s *session) sendLocked(m pgwire.Message) bool {
 func (s *session) endBatch(bc *bconn, cls router.Class) {
 	exec := s.batchExec
 	s.batchExec = false
+	if cls.Tx == router.TxCommit {
+		s.mu.Lock()
+		bc.commitInFlight = true
+		s.mu.Unlock()
+	}
 	o := &s.srv.opts
 	if o.ReadYourWrites && o.Route == router.RouteAuto && bc.target == router.TargetWriter && exec &&
 		(cls.Write || cls.Tx == router.TxCommit) {
