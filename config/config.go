@@ -278,7 +278,9 @@ type Gossip struct {
 	// The host must be an IP address; port 0 picks a free port.
 	Bind string `mapstructure:"bind"`
 	// Name is this proxy's member name, unique in the fleet; the member
-	// with the lowest name leads failovers. Default: Advertise, else Bind.
+	// with the lowest name leads failovers. Default: Advertise, else Bind
+	// when it names one IP address and port, else the host name followed by
+	// the bind port.
 	Name string `mapstructure:"name"`
 	// Advertise is the host:port peers should use to reach this proxy;
 	// default "" = derived from Bind.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/sluicedb/sluice/admin"
@@ -146,12 +147,25 @@ func (m *Monitor) decide(ctx context.Context) string {
 	if !canAct {
 		return fmt.Sprintf("this proxy sees %d of %d fleet members and needs %d to be sure of the writer", len(members), size, fleet.Majority(size))
 	}
+	if e, _, _ := fleet.HighestEpoch(members); e > m.epoch {
+		return fmt.Sprintf("a fleet member works under epoch %d, newer than this proxy's %d; waiting to learn its writer", e, m.epoch)
+	}
 	if other, w := m.conflict(members); other != "" {
 		// Instances that bootstrapped apart (each seeing one writer) or two
 		// leaders of an asymmetric partition: writing would split the brain.
 		h := fmt.Sprintf("fleet member %s works under epoch %d with writer %s, this proxy with %s; restart the instances that follow the wrong one", other, m.epoch, w, m.states[m.writer].b.Name)
 		m.note("holding writes: " + h)
 		return h
+	}
+	if m.writer >= 0 && m.usable(m.writer) {
+		name := m.states[m.writer].b.Name
+		if down, reason := fleet.WriterDownQuorum(size, m.self(), members, name, now, m.o.VerdictMaxAge); down {
+			// This proxy still reaches the writer, but a majority of the
+			// fleet does not and may replace it: stop writing to it.
+			h := "the fleet reports writer " + name + " down (" + reason + ")"
+			m.note("holding writes: " + h)
+			return h
+		}
 	}
 	return ""
 }
@@ -272,6 +286,11 @@ func (m *Monitor) failover(ctx context.Context, members map[string]fleet.Verdict
 	}
 	next, action := -1, ""
 	ws := m.writers(m.writer)
+	if tl := m.writerTimeline; tl > 0 {
+		// A server on an older timeline than the writer's is a former
+		// primary that came back, not a newly promoted one.
+		ws = slices.DeleteFunc(ws, func(i int) bool { return m.states[i].b.Timeline > 0 && m.states[i].b.Timeline < tl })
+	}
 	switch {
 	case len(ws) == 1:
 		next, action = ws[0], admin.FailoverDiscover
@@ -308,6 +327,16 @@ func (m *Monitor) failover(ctx context.Context, members map[string]fleet.Verdict
 			st.b.Role = topology.RoleWriter
 		}
 		next, action = i, admin.FailoverPromote
+		if f := m.o.Fleet; f != nil {
+			// Promotion takes time: another leader may have moved the
+			// fleet on meanwhile. Follow it rather than compete.
+			now := f.Members(m.o.Cluster)
+			if e, w, agreed := fleet.HighestEpoch(now); e > m.epoch && agreed && m.index(w) >= 0 {
+				m.setWriter(e, m.index(w), "adopted from the fleet while promoting "+cand.Name)
+				return
+			}
+			members = now
+		}
 	default:
 		m.note("writer " + old + " is down (" + reason + "); no other backend accepts writes and promotion is off")
 		return
@@ -321,7 +350,7 @@ func (m *Monitor) failover(ctx context.Context, members map[string]fleet.Verdict
 	// Tell the fleet at once rather than at the next round.
 	m.gossip(m.verdict(time.Now()))
 	if action == admin.FailoverPromote {
-		m.repoint(ctx, next)
+		m.repointTo = next // after this round's snapshot is out
 	}
 }
 

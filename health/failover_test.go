@@ -823,18 +823,50 @@ func TestFailoverRoleFlip(t *testing.T) {
 // Two backends other than the dead writer report themselves writers: the
 // leader refuses to choose.
 func TestFailoverTwoOtherWritersRefused(t *testing.T) {
-	prom := &fakePromoter{}
-	r := newRig(t, nil, prom)
+	r := newRig(t, nil, nil)
 	r.healthy()
 	r.add("solo")
 	r.round()
 	r.set(pg0, Result{}, errDown)
+	r.rounds(3) // the writer is down before the others claim to be writers
 	r.set(pg1, Result{Role: topology.RoleWriter}, nil)
 	r.set(pg2, Result{Role: topology.RoleWriter}, nil)
-	r.rounds(3)
+	r.round()
 	r.check("solo", want{epoch: 1, writer: "pg0", fenced: []string{"pg1", "pg2"}})
 	wantDecision(t, "solo", r.decision("solo"), "2 other backends accept writes", "refusing")
-	r.wantCalls(nil, nil)
+}
+
+// A second writer that shows up while the writer is alive is a former
+// primary: fenced for good, never discovered when the writer dies later.
+func TestFailoverLiveSecondWriterNeverDiscovered(t *testing.T) {
+	r := newRig(t, nil, nil)
+	r.healthy()
+	r.add("solo")
+	r.round()
+	r.set(pg2, Result{Role: topology.RoleWriter}, nil)
+	r.round()
+	r.check("solo", want{epoch: 1, writer: "pg0", usable: true, fenced: []string{"pg2"}})
+	r.set(pg0, Result{}, errDown)
+	r.rounds(4)
+	r.check("solo", want{epoch: 1, writer: "pg0", fenced: []string{"pg2"}})
+	wantDecision(t, "solo", r.decision("solo"), "no other backend accepts writes")
+}
+
+// Discovery never goes back to an older PostgreSQL timeline.
+func TestFailoverDiscoveryTimeline(t *testing.T) {
+	r := newRig(t, nil, nil)
+	r.healthy()
+	r.set(pg0, Result{Role: topology.RoleWriter, Timeline: 3}, nil)
+	r.add("solo")
+	r.round()
+	r.set(pg0, Result{}, errDown)
+	r.rounds(3)
+	r.set(pg1, Result{Role: topology.RoleWriter, Timeline: 2}, nil) // a restarted old primary
+	r.round()
+	r.check("solo", want{epoch: 1, writer: "pg0", fenced: []string{"pg1"}})
+	r.set(pg1, Result{Role: topology.RoleWriter, Timeline: 4}, nil) // promoted after pg0
+	r.round()
+	r.check("solo", want{epoch: 2, writer: "pg1", usable: true, fenced: []string{"pg0"}})
 }
 
 // No healthy replica: nothing to promote.
@@ -863,12 +895,13 @@ func TestFailoverAdoptNeedsAgreement(t *testing.T) {
 		r.insts["b"].m.o.Fleet.Publish("c", fleet.Verdict{Epoch: 5, Writer: "pg1", At: now})
 		r.insts["c"].m.o.Fleet.Publish("c", fleet.Verdict{Epoch: 5, Writer: "pg2", At: now})
 		r.round("a")
-		r.check("a", want{epoch: 1, writer: "pg0", usable: true})
+		// Not adopted, and writes are held until the fleet's writer is known.
+		r.check("a", want{epoch: 1, writer: "pg0", held: true})
 		wantDecision(t, "a", r.decision("a"), "epoch 5", "waiting")
 		// An epoch naming a backend this instance does not know neither.
 		r.insts["b"].m.o.Fleet.Publish("c", fleet.Verdict{Epoch: 6, Writer: "nope", At: now})
 		r.round("a")
-		r.check("a", want{epoch: 1, writer: "pg0", usable: true})
+		r.check("a", want{epoch: 1, writer: "pg0", held: true})
 		wantDecision(t, "a", r.decision("a"), "epoch 6", `"nope"`)
 		// Once they agree, it is.
 		r.insts["c"].m.o.Fleet.Publish("c", fleet.Verdict{Epoch: 7, Writer: "pg0", At: now})

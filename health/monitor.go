@@ -78,8 +78,12 @@ type Monitor struct {
 	prob   []Prober
 	states []backendState
 	epoch  uint64
-	writer int         // index of the epoch's writer, -1 when none is known
-	fleet  FleetStatus // being built by the current round
+	writer int // index of the epoch's writer, -1 when none is known
+	// writerTimeline is the highest PostgreSQL timeline the epoch's writer
+	// was seen on (0 when unknown, and on MariaDB).
+	writerTimeline uint32
+	repointTo      int         // a replica was just promoted: re-point the others to it after publishing (-1: none)
+	fleet          FleetStatus // being built by the current round
 
 	smu   sync.Mutex
 	shown FleetStatus // as of the last finished round
@@ -108,7 +112,7 @@ func NewMonitor(o MonitorOptions) *Monitor {
 	if o.PromoteTimeout <= 0 {
 		o.PromoteTimeout = 30 * time.Second
 	}
-	m := &Monitor{o: o, log: o.Logger.With("cluster", o.Cluster), writer: -1}
+	m := &Monitor{o: o, log: o.Logger.With("cluster", o.Cluster), writer: -1, repointTo: -1}
 	for _, b := range o.Backends {
 		m.prob = append(m.prob, o.NewProber(b))
 		m.states = append(m.states, backendState{b: b})
@@ -162,6 +166,11 @@ func (m *Monitor) ProbeOnce(ctx context.Context) *topology.Snapshot {
 	m.smu.Lock()
 	m.shown = m.fleet
 	m.smu.Unlock()
+	if i := m.repointTo; i >= 0 {
+		// Clients already have the new writer; now the replicas.
+		m.repointTo = -1
+		m.repoint(ctx, i)
+	}
 	return s
 }
 
@@ -245,6 +254,17 @@ func (m *Monitor) publish(held string) *topology.Snapshot {
 	var writerPos uint64
 	if m.writer >= 0 && m.states[m.writer].b.Role == topology.RoleWriter {
 		writerPos = m.states[m.writer].b.Position
+	}
+	if m.writer >= 0 && m.usable(m.writer) {
+		m.writerTimeline = max(m.writerTimeline, m.states[m.writer].b.Timeline)
+		for i := range m.states {
+			if st := &m.states[i]; i != m.writer && st.b.Healthy && st.b.Role == topology.RoleWriter && !st.demoted {
+				// Two live writers: the one that is not the epoch's is a
+				// former primary, for good (until re-seeded as a replica).
+				st.demoted = true
+				m.log.Warn("backend accepts writes but is not the writer: fenced", "backend", st.b.Name, "writer", m.states[m.writer].b.Name, "epoch", m.epoch)
+			}
+		}
 	}
 	for i, st := range m.states {
 		s.Backends[i] = st.b

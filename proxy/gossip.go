@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -27,14 +28,33 @@ type gossip struct {
 var _ health.Fleet = (*gossip)(nil)
 
 func newGossip(cfg config.Gossip, log *slog.Logger) *gossip {
-	name := cfg.Name
-	if name == "" {
-		name = cfg.Advertise
+	return &gossip{cfg: cfg, name: memberName(cfg), log: log}
+}
+
+// memberName is gossip.name, else the advertised address, else the bind
+// address when it names one host and port, else the host name (with the
+// port): every instance's default must differ from the others'.
+func memberName(cfg config.Gossip) string {
+	if cfg.Name != "" {
+		return cfg.Name
 	}
-	if name == "" {
-		name = cfg.Bind
+	if cfg.Advertise != "" {
+		return cfg.Advertise
 	}
-	return &gossip{cfg: cfg, name: name, log: log}
+	host, port, err := net.SplitHostPort(cfg.Bind)
+	if err == nil && port != "0" {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			return cfg.Bind
+		}
+	}
+	h, herr := os.Hostname()
+	if herr != nil || h == "" {
+		return cfg.Bind
+	}
+	if err == nil && port != "0" {
+		return h + ":" + port
+	}
+	return h
 }
 
 // Name implements health.Fleet.
