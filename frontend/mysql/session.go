@@ -97,7 +97,10 @@ type session struct {
 	drain    bool
 	cleaned  bool
 	closeOne sync.Once
-	unadmit  func() // gives back the client's place in the cluster (max_client_conns)
+	// committing: the command being run is a COMMIT (if the backend is
+	// lost now, its outcome is unknown).
+	committing bool
+	unadmit    func() // gives back the client's place in the cluster (max_client_conns)
 }
 
 var (
@@ -106,6 +109,7 @@ var (
 	errBackendLost = errors.New("lost connection to the backend")
 	errTxLost      = errors.New("lost connection to the backend; the open transaction was rolled back")
 	errFenced      = errors.New("the writer changed (failover); the open transaction on the old writer was rolled back")
+	errCommitLost  = errors.New("lost connection to the backend while COMMIT was in progress; the transaction may or may not have been committed")
 )
 
 // inTx reports whether the server holds a transaction open for the session
@@ -171,7 +175,7 @@ func (s *session) sendError(err error) {
 		return
 	}
 	code := mysqlwire.ERUnknownError
-	if errors.Is(err, errBackendLost) || errors.Is(err, errTxLost) || errors.Is(err, errFenced) {
+	if errors.Is(err, errBackendLost) || errors.Is(err, errTxLost) || errors.Is(err, errFenced) || errors.Is(err, errCommitLost) {
 		code = mysqlwire.CRServerLost
 	}
 	s.sendERR(1, code, err.Error())
@@ -339,7 +343,9 @@ func (s *session) query(p []byte) bool {
 		}
 	}
 	wasInTx := s.inTx()
+	s.committing = cls.Tx == router.TxCommit
 	ok, alive := s.run1(bc, p, resultKind)
+	s.committing = false
 	if !alive {
 		return false
 	}
@@ -403,9 +409,12 @@ func (s *session) run1(bc *bconn, p []byte, kind int) (ok, alive bool) {
 		// as after a deadlock: the client is told and the session goes on
 		// (in autocommit). State that pinned the session cannot be
 		// restored: the session ends, as the server's own disconnect would.
-		if inTx {
+		switch {
+		case s.committing:
+			s.sendError(errCommitLost)
+		case inTx:
 			s.sendError(errTxLost)
-		} else {
+		default:
 			s.sendError(errBackendLost)
 		}
 		return false, !pinned
