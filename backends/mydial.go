@@ -105,14 +105,12 @@ func DialMySQL(ctx context.Context, cfg MySQLDialConfig) (*MySQLConn, error) {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	nc, err := backendDialer().DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("mysql %s: %w", cfg.Addr, err)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
-		tc.SetKeepAlive(true)
 	}
 	dl, _ := ctx.Deadline()
 	nc.SetDeadline(dl)

@@ -71,6 +71,7 @@ func DialPostgres(ctx context.Context, dc PGDialConfig) (*PGConn, error) {
 	cfg.Password = dc.Password
 	cfg.Database = dc.Database
 	cfg.ConnectTimeout = timeout
+	cfg.DialFunc = backendDialer().DialContext
 	cfg.MaxProtocolVersion = "3.0"
 	cfg.RuntimeParams = make(map[string]string, len(dc.Params))
 	for k, v := range dc.Params {
