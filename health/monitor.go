@@ -124,7 +124,7 @@ func NewMonitor(o MonitorOptions) *Monitor {
 func (m *Monitor) Run(ctx context.Context) {
 	t := time.NewTicker(m.o.Interval)
 	defer t.Stop()
-	defer m.close()
+	defer m.Close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -135,7 +135,9 @@ func (m *Monitor) Run(ctx context.Context) {
 	}
 }
 
-func (m *Monitor) close() {
+// Close drops the probers' connections. Run does it when it stops; call it
+// after ProbeOnce when Run is never started.
+func (m *Monitor) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, p := range m.prob {

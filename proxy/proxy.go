@@ -319,9 +319,14 @@ func (p *Proxy) Start(ctx context.Context) error {
 	return nil
 }
 
+// stopGossip stops what Start started before a failure: gossip and the
+// probers' connections.
 func (p *Proxy) stopGossip() {
 	if p.gossip != nil {
 		p.gossip.stop()
+	}
+	for _, cr := range p.clusters {
+		cr.monitor.Close()
 	}
 }
 
