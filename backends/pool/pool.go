@@ -512,13 +512,15 @@ func (p *Pool[C]) handOffLocked(kp *keyPool[C], c *Conn[C]) bool {
 	return true
 }
 
-// checkInLocked validates that c is checked out from p and marks it checked in.
-// Called with p.mu held.
+// checkInLocked validates that c is checked out from p and marks it checked
+// in. Called with p.mu held; if it panics, it releases p.mu first.
 func (p *Pool[C]) checkInLocked(c *Conn[C], op string) {
 	if c == nil || c.kp == nil || c.kp.p != p {
+		p.mu.Unlock()
 		panic("pool: " + op + " of a connection that does not belong to this pool")
 	}
 	if !c.checkout {
+		p.mu.Unlock()
 		panic("pool: " + op + " of a connection that is not checked out (double Put or Discard, or use after Put/Discard)")
 	}
 	c.checkout = false
@@ -535,9 +537,8 @@ func (p *Pool[C]) Put(c *Conn[C]) {
 	p.checkInLocked(c, "Put")
 	kp := c.kp
 	if p.closed || p.expired(c, now) {
-		p.releaseLocked(kp)
 		p.mu.Unlock()
-		c.v.Close()
+		p.closeAndRelease(c)
 		return
 	}
 	c.lastUse = now
@@ -554,9 +555,18 @@ func (p *Pool[C]) Put(c *Conn[C]) {
 func (p *Pool[C]) Discard(c *Conn[C]) {
 	p.mu.Lock()
 	p.checkInLocked(c, "Discard")
+	p.mu.Unlock()
+	p.closeAndRelease(c)
+}
+
+// closeAndRelease closes c, which holds a slot but is neither idle nor
+// checked out, and only then frees the slot, so that the backend never sees
+// more than MaxServerConns connections. Called without p.mu.
+func (p *Pool[C]) closeAndRelease(c *Conn[C]) {
+	c.v.Close()
+	p.mu.Lock()
 	p.releaseLocked(c.kp)
 	p.mu.Unlock()
-	c.v.Close()
 }
 
 // Stats returns a snapshot of every key the pool has seen, in no particular
@@ -650,8 +660,7 @@ func (p *Pool[C]) reap(now time.Time) {
 			stale := p.o.IdleTimeout > 0 && now.Sub(c.lastUse) > p.o.IdleTimeout &&
 				len(keep)+len(kp.idle)-i > p.o.MinIdle // MinIdle remain
 			if stale || p.expired(c, now) {
-				dead = append(dead, c)
-				p.releaseLocked(kp)
+				dead = append(dead, c) // keeps its slot until closed
 				continue
 			}
 			keep = append(keep, c)
@@ -661,7 +670,7 @@ func (p *Pool[C]) reap(now time.Time) {
 	}
 	p.mu.Unlock()
 	for _, c := range dead {
-		c.v.Close()
+		p.closeAndRelease(c)
 	}
 }
 

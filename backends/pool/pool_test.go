@@ -957,3 +957,48 @@ func BenchmarkGetPutParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestCancelledWaiterLeavesQueueOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &fakeDialer{}
+		p := newPool(d, Options[*fakeConn]{MaxServerConns: 1, CheckoutTimeout: -1})
+		defer p.Close()
+		c0 := mustGet(t, p, k1)
+		order := make(chan int, 5)
+		cancels := make([]context.CancelFunc, 6)
+		for i := 1; i <= 5; i++ {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancels[i] = cancel
+			go func() {
+				c, err := p.Get(ctx, k1)
+				if err != nil {
+					order <- -i
+					return
+				}
+				order <- i
+				p.Put(c)
+			}()
+			synctest.Wait()
+		}
+		cancels[3]()
+		if got := <-order; got != -3 {
+			t.Fatalf("got %d, want waiter 3 cancelled", got)
+		}
+		cancels[5]()
+		if got := <-order; got != -5 {
+			t.Fatalf("got %d, want waiter 5 cancelled", got)
+		}
+		p.Put(c0)
+		for _, want := range []int{1, 2, 4} {
+			if got := <-order; got != want {
+				t.Fatalf("got waiter %d, want %d", got, want)
+			}
+		}
+		for _, c := range cancels[1:] {
+			c()
+		}
+		if s := statsFor(t, p, k1); s.Waiting != 0 || s.Idle != 1 || s.InUse != 0 {
+			t.Errorf("stats = %+v", s)
+		}
+	})
+}
