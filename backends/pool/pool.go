@@ -77,7 +77,9 @@ func (k Key) String() string {
 // usable; Dial is required.
 type Options[C io.Closer] struct {
 	// MaxServerConns is the maximum number of connections per key, idle
-	// plus in use plus being dialled. 0 means no limit.
+	// plus in use plus being dialled plus being closed (a slot is freed
+	// only once its connection's Close has returned, so the backend never
+	// sees more). 0 means no limit.
 	// Default: 0.
 	MaxServerConns int
 

@@ -711,26 +711,34 @@ func TestMinIdle(t *testing.T) {
 		}
 
 		// Failed background dials are retried on the next tick (1s).
-		boom := errors.New("refused")
+		c := mustGet(t, p, k2)
+		synctest.Wait()
+		if s := statsFor(t, p, k2); s.Idle != 2 || s.InUse != 1 {
+			t.Errorf("k2: %+v", s)
+		}
 		var fail atomic.Bool
 		fail.Store(true)
 		d.setHook(func(ctx context.Context, n int, k Key) error {
-			if k == k2 && n > 5 && fail.Load() {
-				return boom
+			if fail.Load() {
+				return errors.New("refused")
 			}
 			return nil
 		})
-		c := mustGet(t, p, k2) // dial 5
+		x2 := mustGet(t, p, k2) // idle
 		synctest.Wait()
-		if s := statsFor(t, p, k2); s.Idle != 0 || s.DialErrors != 1 {
+		x3 := mustGet(t, p, k2) // idle
+		synctest.Wait()
+		if s := statsFor(t, p, k2); s.Idle != 0 || s.InUse != 3 || s.DialErrors != 2 {
 			t.Errorf("k2 with failing dials: %+v", s)
 		}
 		fail.Store(false)
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if s := statsFor(t, p, k2); s.Idle != 2 || s.InUse != 1 {
-			t.Errorf("k2 after retry: %+v", s)
+		if s := statsFor(t, p, k2); s.Idle != 1 || s.InUse != 3 || s.Dials != 4 {
+			t.Errorf("k2 after retry (up to MaxServerConns): %+v", s)
 		}
+		p.Put(x2)
+		p.Put(x3)
 		p.Put(c)
 		d.check(t)
 	})
