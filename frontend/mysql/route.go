@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
@@ -47,75 +46,28 @@ func (s *session) pick(cls router.Class) (*bconn, error) {
 	return s.readerConn(ctx)
 }
 
-// writerConn returns the session's connection to the current writer. While
-// there is no writer (a failover is under way), or the writer does not
-// answer, it waits for the topology to change, up to the writer hold.
+// writerConn returns the session's connection to the current writer;
+// while there is none, or it does not answer, it waits up to the writer
+// hold (see backends.Cluster.ConnectWriter).
 func (s *session) writerConn(_ context.Context) (*bconn, error) {
-	cl := s.srv.opts.Cluster
-	hold := s.srv.opts.WriterHold
-	var deadline time.Time
-	for {
-		changed := cl.Changed()
-		snap := cl.Snapshot()
-		b, ok := snap.WriterBackend()
-		if !ok {
-			if deadline.IsZero() {
-				deadline = time.Now().Add(hold)
-			}
-			wctx, cancel := context.WithDeadline(context.Background(), deadline)
-			_, _, err := cl.WaitWriter(wctx)
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("%w (waited %v%s)", err, hold, whyNoWriter(cl.Snapshot()))
-			}
-			continue
-		}
-		dctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ConnectTimeout)
-		bc, err := s.connTo(dctx, snap.Writer, b, router.TargetWriter)
-		cancel()
+	var bc *bconn
+	err := s.srv.opts.Cluster.ConnectWriter(s.srv.opts.WriterHold, func(epoch uint64, idx int, b topology.Backend) error {
+		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ConnectTimeout)
+		defer cancel()
+		c, err := s.connTo(ctx, idx, b, router.TargetWriter)
 		if err == nil {
-			bc.epoch = snap.Epoch
-			return bc, nil
+			c.epoch, bc = epoch, c
 		}
-		if _, refused := backends.AsMySQLError(err); refused {
-			return nil, err
-		}
-		// The writer did not answer: it may be failing. Try again when the
-		// topology changes (the next probe round), within the hold.
-		if deadline.IsZero() {
-			deadline = time.Now().Add(hold)
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return nil, err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-changed:
-			t.Stop()
-		case <-t.C:
-			return nil, fmt.Errorf("%w (writer unreachable for %v)", err, hold)
-		}
-	}
+		return err
+	}, func(err error) bool { _, refused := backends.AsMySQLError(err); return refused })
+	return bc, err
 }
 
 // fenced reports whether bc, a connection to the writer, was confirmed
 // under an older topology epoch and its backend is no longer the writer:
-// it must not take another statement. A connection whose backend is still
-// the writer is confirmed under the current epoch.
+// it must not take another statement.
 func (s *session) fenced(bc *bconn) bool {
-	if bc.target != router.TargetWriter {
-		return false
-	}
-	snap := s.srv.opts.Cluster.Snapshot()
-	if bc.epoch == snap.Epoch {
-		return false
-	}
-	if snap.Writer >= 0 && snap.Backends[snap.Writer].Addr == bc.addr {
-		bc.epoch = snap.Epoch
-		return false
-	}
-	return true
+	return bc.target == router.TargetWriter && s.srv.opts.Cluster.Fenced(bc.addr, &bc.epoch)
 }
 
 // readerConn returns a connection to a replica that may serve the
@@ -239,17 +191,4 @@ func (s *session) release(bc *bconn) {
 	cl := s.srv.opts.Cluster
 	cl.Release(bc.idx)
 	s.srv.opts.Metrics.BackendConnections.WithLabelValues(cl.Name(), bc.addr).Dec()
-}
-
-// whyNoWriter explains, for error messages, why a snapshot has no usable
-// writer: "; " followed by the reason, or "".
-func whyNoWriter(snap *topology.Snapshot) string {
-	switch w := snap.WriterName(); {
-	case snap.Held != "":
-		return "; writes held: " + snap.Held
-	case w == "":
-		return "; no backend is known to accept writes"
-	default:
-		return "; writer " + w + " is down"
-	}
 }

@@ -114,19 +114,7 @@ func (s *session) rememberParse(raw []byte, cls router.Class) {
 
 // fenced reports whether bc, a connection to the writer, was confirmed
 // under an older topology epoch and its backend is no longer the writer:
-// it must not take another write. A connection whose backend is still the
-// writer is confirmed under the current epoch.
+// it must not take another statement.
 func (s *session) fenced(bc *bconn) bool {
-	if bc.target != router.TargetWriter {
-		return false
-	}
-	snap := s.srv.opts.Cluster.Snapshot()
-	if bc.epoch == snap.Epoch {
-		return false
-	}
-	if snap.Writer >= 0 && snap.Backends[snap.Writer].Addr == bc.addr {
-		bc.epoch = snap.Epoch
-		return false
-	}
-	return true
+	return bc.target == router.TargetWriter && s.srv.opts.Cluster.Fenced(bc.addr, &bc.epoch)
 }

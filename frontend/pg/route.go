@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/internal/pgwire"
@@ -134,55 +133,19 @@ func (s *session) withDeadline(ctx context.Context) (context.Context, context.Ca
 }
 
 // writerConn returns the session's connection to the current writer,
-// dialing it if needed. While there is no writer (a failover is under way),
-// or the writer does not answer, it waits for the topology to change, up to
-// the writer hold. ctx noDeadline means "the connect timeout from now" for
-// each dial.
+// dialing it if needed; while there is none, or it does not answer, it
+// waits up to the writer hold (see backends.Cluster.ConnectWriter). ctx
+// noDeadline means "the connect timeout from now" for each dial.
 func (s *session) writerConn(ctx context.Context) (*bconn, error) {
-	cl := s.srv.opts.Cluster
-	hold := s.srv.opts.WriterHold
-	var deadline time.Time
-	for {
-		changed := cl.Changed()
-		snap := cl.Snapshot()
-		b, ok := snap.WriterBackend()
-		if !ok {
-			if deadline.IsZero() {
-				deadline = time.Now().Add(hold)
-			}
-			wctx, cancel := context.WithDeadline(context.Background(), deadline)
-			_, _, err := cl.WaitWriter(wctx)
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("%w (waited %v%s)", err, hold, whyNoWriter(cl.Snapshot()))
-			}
-			continue
-		}
-		bc, err := s.connTo(ctx, snap.Writer, b, router.TargetWriter)
+	var bc *bconn
+	err := s.srv.opts.Cluster.ConnectWriter(s.srv.opts.WriterHold, func(epoch uint64, idx int, b topology.Backend) error {
+		c, err := s.connTo(ctx, idx, b, router.TargetWriter)
 		if err == nil {
-			bc.epoch = snap.Epoch
-			return bc, nil
+			c.epoch, bc = epoch, c
 		}
-		if _, refused := asPgError(err); refused {
-			return nil, err
-		}
-		// The writer did not answer: it may be failing. Try again when the
-		// topology changes (the next probe round), within the hold.
-		if deadline.IsZero() {
-			deadline = time.Now().Add(hold)
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return nil, err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-changed:
-			t.Stop()
-		case <-t.C:
-			return nil, fmt.Errorf("%w (writer unreachable for %v)", err, hold)
-		}
-	}
+		return err
+	}, func(err error) bool { _, refused := asPgError(err); return refused })
+	return bc, err
 }
 
 // readerConn returns a connection to a replica that may serve the session's
@@ -400,16 +363,3 @@ func asPgError(err error) (*pgconnError, bool) {
 type pgconnError struct{ Code, Message string }
 
 func (e *pgconnError) Error() string { return fmt.Sprintf("%s (SQLSTATE %s)", e.Message, e.Code) }
-
-// whyNoWriter explains, for error messages, why a snapshot has no usable
-// writer: "; " followed by the reason, or "".
-func whyNoWriter(snap *topology.Snapshot) string {
-	switch w := snap.WriterName(); {
-	case snap.Held != "":
-		return "; writes held: " + snap.Held
-	case w == "":
-		return "; no backend is known to accept writes"
-	default:
-		return "; writer " + w + " is down"
-	}
-}

@@ -1,0 +1,87 @@
+package backends
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sluicedb/sluice/topology"
+)
+
+// ConnectWriter connects a session to the current writer with connect,
+// which gets the epoch of the topology it was chosen under. While there is
+// no usable writer (a failover is under way, or writes are held), or the
+// writer does not answer, it waits for the topology to change and tries
+// again, up to hold in all. An error for which refused reports true (the
+// server turned the session away: bad credentials, unknown database) is
+// returned at once.
+func (c *Cluster) ConnectWriter(hold time.Duration, connect func(epoch uint64, idx int, b topology.Backend) error, refused func(error) bool) error {
+	var deadline time.Time
+	start := func() {
+		if deadline.IsZero() {
+			deadline = time.Now().Add(hold)
+		}
+	}
+	for {
+		changed := c.Changed()
+		snap := c.Snapshot()
+		b, ok := snap.WriterBackend()
+		if !ok {
+			start()
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			_, _, err := c.WaitWriter(ctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%w (waited %v%s)", err, hold, whyNoWriter(c.Snapshot()))
+			}
+			continue
+		}
+		err := connect(snap.Epoch, snap.Writer, b)
+		if err == nil || refused(err) {
+			return err
+		}
+		// The writer did not answer: it may be failing. Try again when the
+		// topology changes (the next probe round), within the hold.
+		start()
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+			t.Stop()
+		case <-t.C:
+			return fmt.Errorf("%w (writer unreachable for %v)", err, hold)
+		}
+	}
+}
+
+// Fenced reports whether a session's connection to addr, confirmed as the
+// writer's under *epoch, must not take another statement: the epoch moved
+// on and addr is no longer the writer. When addr is still the writer,
+// *epoch is brought up to date.
+func (c *Cluster) Fenced(addr string, epoch *uint64) bool {
+	snap := c.Snapshot()
+	if *epoch == snap.Epoch {
+		return false
+	}
+	if snap.Writer >= 0 && snap.Backends[snap.Writer].Addr == addr {
+		*epoch = snap.Epoch
+		return false
+	}
+	return true
+}
+
+// whyNoWriter explains, for error messages, why a snapshot has no usable
+// writer: "; " followed by the reason.
+func whyNoWriter(snap *topology.Snapshot) string {
+	switch w := snap.WriterName(); {
+	case snap.Held != "":
+		return "; writes held: " + snap.Held
+	case w == "":
+		return "; no backend is known to accept writes"
+	default:
+		return "; writer " + w + " is down"
+	}
+}
