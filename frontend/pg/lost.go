@@ -1,8 +1,6 @@
 package pg
 
 import (
-	"bytes"
-
 	"github.com/sluicedb/sluice/internal/pgwire"
 	"github.com/sluicedb/sluice/router"
 )
@@ -36,7 +34,9 @@ func (s *session) answerLost() {
 			case pgwire.MsgQuery, pgwire.MsgExecute:
 				out = pgwire.AppendCommandComplete(out, "ROLLBACK")
 			case pgwire.MsgParse:
-				s.rememberParse(s.batch[it.start:it.end], it.cls)
+				// Prepared when first used, on whichever backend.
+				name, q, _ := pgwire.ParseParse(body)
+				s.recordParse(name, q, s.batch[it.start:it.end], &it.cls)
 				out = pgwire.AppendEmpty(out, pgwire.MsgParseComplete)
 			case pgwire.MsgBind:
 				out = pgwire.AppendEmpty(out, pgwire.MsgBindComplete)
@@ -97,19 +97,6 @@ func (s *session) batchHasStatement() bool {
 		}
 	}
 	return false
-}
-
-// rememberParse records a statement the client prepared while its
-// transaction was lost, so that it is prepared on a backend when first used.
-func (s *session) rememberParse(raw []byte, cls router.Class) {
-	name, q, err := pgwire.ParseParse(raw[pgwire.HeaderLen:])
-	if err != nil {
-		return
-	}
-	if st := s.stmts[string(name)]; st != nil && bytes.Equal(st.raw, raw) {
-		return
-	}
-	s.stmts[string(name)] = &stmt{raw: bytes.Clone(raw), query: string(q), cls: cls}
 }
 
 // fenced reports whether bc, a connection to the writer, was confirmed

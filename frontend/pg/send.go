@@ -40,16 +40,7 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 		e, queued = expect{kind: 'Z', setOps: s.takeOps()}, true
 	case pgwire.MsgParse:
 		name, q, _ := pgwire.ParseParse(body)
-		prev := s.stmts[unsafeString(name)]
-		st := prev
-		if st == nil || !bytes.Equal(st.raw, raw) {
-			c := s.classOf(cls, q)
-			st = &stmt{raw: bytes.Clone(raw), query: string(q), cls: c}
-			if c.SessionSet {
-				st.ops = cloneOps(s.srv.opts.Classifier.SessionOps(st.query))
-			}
-			s.stmts[string(name)] = st
-		}
+		prev, st := s.recordParse(name, q, raw, cls)
 		s.notePin(bc, st.cls)
 		if on := bc.prepared[unsafeString(name)]; len(name) > 0 && on != nil && on != prev {
 			// A stale statement of that name is left on this backend from
@@ -102,6 +93,24 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 		bc.pc.Close()
 	}
 	return true
+}
+
+// recordParse records the client's statement parsed by the Parse message
+// raw (name and query q taken from it; cls its class when already known),
+// keeping the previous record when the Parse is the same. It returns the
+// previous and the current record.
+func (s *session) recordParse(name, q, raw []byte, cls *router.Class) (prev, st *stmt) {
+	prev = s.stmts[unsafeString(name)]
+	if prev != nil && bytes.Equal(prev.raw, raw) {
+		return prev, prev
+	}
+	c := s.classOf(cls, q)
+	st = &stmt{raw: bytes.Clone(raw), query: string(q), cls: c}
+	if c.SessionSet {
+		st.ops = cloneOps(s.srv.opts.Classifier.SessionOps(st.query))
+	}
+	s.stmts[string(name)] = st
+	return prev, st
 }
 
 func (s *session) classOf(cls *router.Class, q []byte) router.Class {

@@ -315,6 +315,7 @@ func (s *session) statement(m pgwire.Message) bool {
 	}
 	status := s.clientStatusLocked()
 	lost := s.txLost != ""
+	lockedLive := s.locked != nil && !s.locked.dead
 	s.mu.Unlock()
 	if skip {
 		// The fixed route (after a Flush) ended with the error.
@@ -324,7 +325,7 @@ func (s *session) statement(m pgwire.Message) bool {
 		}
 		return true
 	}
-	if s.locked != nil && s.alive(s.locked) {
+	if lockedLive {
 		return s.sendLocked(m)
 	}
 	s.locked, s.lockedCls = nil, router.Class{}
