@@ -97,9 +97,6 @@ type session struct {
 	drain    bool
 	cleaned  bool
 	closeOne sync.Once
-	// committing: the command being run is a COMMIT (if the backend is
-	// lost now, its outcome is unknown).
-	committing bool
 	unadmit    func() // gives back the client's place in the cluster (max_client_conns)
 }
 
@@ -343,9 +340,7 @@ func (s *session) query(p []byte) bool {
 		}
 	}
 	wasInTx := s.inTx()
-	s.committing = cls.Tx == router.TxCommit
-	ok, alive := s.run1(bc, p, resultKind)
-	s.committing = false
+	ok, alive := s.run1(bc, p, resultKind, cls.Tx == router.TxCommit)
 	if !alive {
 		return false
 	}
@@ -365,7 +360,8 @@ func (s *session) query(p []byte) bool {
 // run1 sends the client's command p to bc (after replaying session state)
 // and relays the response. ok reports a response without ERR; alive is
 // false when the session must end (the backend was lost mid-response).
-func (s *session) run1(bc *bconn, p []byte, kind int) (ok, alive bool) {
+// commit says p is a COMMIT: if the backend is lost, its outcome is unknown.
+func (s *session) run1(bc *bconn, p []byte, kind int, commit bool) (ok, alive bool) {
 	if err := s.sync(bc); err != nil {
 		s.sendError(err)
 		return false, true
@@ -410,7 +406,7 @@ func (s *session) run1(bc *bconn, p []byte, kind int) (ok, alive bool) {
 		// (in autocommit). State that pinned the session cannot be
 		// restored: the session ends, as the server's own disconnect would.
 		switch {
-		case s.committing:
+		case commit:
 			s.sendError(errCommitLost)
 		case inTx:
 			s.sendError(errTxLost)
@@ -841,7 +837,7 @@ func (s *session) initDB(p []byte) bool {
 		return true
 	}
 	db := string(p[1:])
-	ok, alive := s.run1(bc, p, singleKind)
+	ok, alive := s.run1(bc, p, singleKind, false)
 	if ok {
 		s.database = db
 		bc.db = db
@@ -860,7 +856,7 @@ func (s *session) simple(p []byte) bool {
 	if p[0] == mysqlwire.ComFieldList {
 		kind = fieldListKind
 	}
-	_, alive := s.run1(bc, p, kind)
+	_, alive := s.run1(bc, p, kind, false)
 	return alive
 }
 

@@ -174,7 +174,7 @@ func (s *session) execute(p []byte) bool {
 	st.state.Executed(x)
 	mysqlwire.SetStatementID(p, bid)
 	wasInTx := s.inTx()
-	ok, alive := s.run1(bc, p, resultKind)
+	ok, alive := s.run1(bc, p, resultKind, false)
 	st.last = bc
 	if !alive {
 		return false
@@ -206,7 +206,7 @@ func (s *session) stmtReset(p []byte) bool {
 		return true
 	}
 	mysqlwire.SetStatementID(p, st.ids[bc])
-	_, alive := s.run1(bc, p, singleKind)
+	_, alive := s.run1(bc, p, singleKind, false)
 	return alive
 }
 
