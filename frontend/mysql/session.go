@@ -97,7 +97,7 @@ type session struct {
 	drain    bool
 	cleaned  bool
 	closeOne sync.Once
-	unadmit    func() // gives back the client's place in the cluster (max_client_conns)
+	unadmit  func() // gives back the client's place in the cluster (max_client_conns)
 }
 
 var (
