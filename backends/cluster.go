@@ -176,8 +176,8 @@ func (c *Cluster) PickReader(minPos uint64, avoid int) (int, topology.Backend, b
 // whether some healthy reader exists that merely has not replayed minPos yet
 // (the caller then lets the writer serve the read).
 func (c *Cluster) ChooseReader(current int, minPos uint64, connect func(int, topology.Backend) error, refused func(error) bool) (idx int, behind bool, err error) {
-	if current >= 0 && c.ReaderUsable(current, minPos) {
-		if connect(current, c.Snapshot().Backends[current]) == nil {
+	if s := c.Snapshot(); current >= 0 && readerUsable(s, current, minPos, c.maxLag) {
+		if connect(current, s.Backends[current]) == nil {
 			return current, false, nil
 		}
 	}
@@ -197,8 +197,10 @@ func (c *Cluster) ChooseReader(current int, minPos uint64, connect func(int, top
 		avoid = i
 	}
 	if minPos > 0 {
-		_, _, any := c.PickReader(0, -1)
-		return -1, any, nil
+		// Is some reader merely behind? (Asked without PickReader, which
+		// would move the round-robin on.)
+		var buf [16]int
+		return -1, len(c.Snapshot().Readers(buf[:0], c.maxLag)) > 0, nil
 	}
 	return -1, false, nil
 }
@@ -206,18 +208,15 @@ func (c *Cluster) ChooseReader(current int, minPos uint64, connect func(int, top
 // ReaderUsable reports whether backend i may serve a read needing replay
 // position minPos under the current topology.
 func (c *Cluster) ReaderUsable(i int, minPos uint64) bool {
-	s := c.Snapshot()
+	return readerUsable(c.Snapshot(), i, minPos, c.maxLag)
+}
+
+func readerUsable(s *topology.Snapshot, i int, minPos uint64, maxLag time.Duration) bool {
 	if i < 0 || i >= len(s.Backends) {
 		return false
 	}
-	b := s.Backends[i]
-	if b.Role != topology.RoleReader || !b.Healthy {
-		return false
-	}
-	if c.maxLag > 0 && b.Lag > c.maxLag {
-		return false
-	}
-	return minPos == 0 || b.Position >= minPos
+	b := &s.Backends[i]
+	return b.ServesReads(maxLag) && (minPos == 0 || b.Position >= minPos)
 }
 
 // Acquire records that a session started using backend i (for

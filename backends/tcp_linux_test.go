@@ -4,6 +4,8 @@ import (
 	"net"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestBackendDialerSetsUserTimeout(t *testing.T) {
@@ -24,7 +26,7 @@ func TestBackendDialerSetsUserTimeout(t *testing.T) {
 	var got, keep int
 	var gerr error
 	rc.Control(func(fd uintptr) {
-		got, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpUserTimeout)
+		got, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT)
 		if gerr == nil {
 			keep, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
 		}

@@ -108,16 +108,18 @@ func (s *Snapshot) Readers(dst []int, maxLag time.Duration) []int {
 	if s == nil {
 		return dst
 	}
-	for i, b := range s.Backends {
-		if b.Role != RoleReader || !b.Healthy || b.Fenced {
-			continue
+	for i := range s.Backends {
+		if s.Backends[i].ServesReads(maxLag) {
+			dst = append(dst, i)
 		}
-		if maxLag > 0 && b.Lag > maxLag {
-			continue
-		}
-		dst = append(dst, i)
 	}
 	return dst
+}
+
+// ServesReads reports whether b may serve reads: a healthy, unfenced
+// replica lagging no more than maxLag (0 = no limit).
+func (b *Backend) ServesReads(maxLag time.Duration) bool {
+	return b.Role == RoleReader && b.Healthy && !b.Fenced && (maxLag <= 0 || b.Lag <= maxLag)
 }
 
 // Find returns the index of the backend with the given address, or -1.
