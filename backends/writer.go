@@ -1,7 +1,6 @@
 package backends
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -17,44 +16,45 @@ import (
 // returned at once.
 func (c *Cluster) ConnectWriter(hold time.Duration, connect func(epoch uint64, idx int, b topology.Backend) error, refused func(error) bool) error {
 	var deadline time.Time
-	start := func() {
+	for {
+		// The usual case, a reachable writer, takes no lock.
+		snap := c.Snapshot()
+		var err error
+		if b, ok := snap.WriterBackend(); ok {
+			if err = connect(snap.Epoch, snap.Writer, b); err == nil || refused(err) {
+				return err
+			}
+		}
+		// No writer, or it did not answer: wait for the topology to change
+		// (the next probe round at the latest), within the hold.
 		if deadline.IsZero() {
 			deadline = time.Now().Add(hold)
 		}
-	}
-	for {
 		changed := c.Changed()
-		snap := c.Snapshot()
-		b, ok := snap.WriterBackend()
-		if !ok {
-			start()
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
-			_, _, err := c.WaitWriter(ctx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("%w (waited %v%s)", err, hold, whyNoWriter(c.Snapshot()))
-			}
-			continue
+		if c.Snapshot() != snap {
+			continue // changed meanwhile
 		}
-		err := connect(snap.Epoch, snap.Writer, b)
-		if err == nil || refused(err) {
-			return err
-		}
-		// The writer did not answer: it may be failing. Try again when the
-		// topology changes (the next probe round), within the hold.
-		start()
 		wait := time.Until(deadline)
 		if wait <= 0 {
-			return err
+			return noWriter(c, err, hold)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-changed:
 			t.Stop()
 		case <-t.C:
-			return fmt.Errorf("%w (writer unreachable for %v)", err, hold)
+			return noWriter(c, err, hold)
 		}
 	}
+}
+
+// noWriter is ConnectWriter's error when the hold ran out: the last dial
+// error, or why there is no usable writer.
+func noWriter(c *Cluster, dialErr error, hold time.Duration) error {
+	if dialErr != nil {
+		return fmt.Errorf("%w (writer unreachable for %v)", dialErr, hold)
+	}
+	return fmt.Errorf("cluster %s: no writer available (waited %v%s)", c.name, hold, whyNoWriter(c.Snapshot()))
 }
 
 // Fenced reports whether a session's connection to addr, confirmed as the
