@@ -2,7 +2,6 @@ package pg
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -146,8 +145,9 @@ type session struct {
 	locked    *bconn // route fixed until the next Sync (after Flush, or on writer/reader endpoints)
 	dirty     *bconn // has unflushed output
 	batchOps  []router.SessionOp
-	batchExec bool         // the batch executes something (Query, Execute, FunctionCall)
-	lockedCls router.Class // the class of the batch running on the fixed route
+	batchExec bool                // the batch executes something (Query, Execute, FunctionCall)
+	parsed    map[string]struct{} // names Parsed in the batch being classified (classifyBatch)
+	lockedCls router.Class        // the class of the batch running on the fixed route
 	readerIdx int
 	scratch   []byte
 
@@ -403,7 +403,7 @@ func (s *session) classifyBatch() router.Class {
 			c.Pin = x.Pin
 		}
 	}
-	parses := 0
+	defer clear(s.parsed)
 	for i := range s.items {
 		it := &s.items[i]
 		body := s.batch[it.start+pgwire.HeaderLen : it.end]
@@ -413,13 +413,16 @@ func (s *session) classifyBatch() router.Class {
 			it.cls, it.classified = s.srv.opts.Classifier.Classify(unsafeString(q)), true
 			add(it.cls)
 		case pgwire.MsgParse:
-			_, q, _ := pgwire.ParseParse(body)
+			name, q, _ := pgwire.ParseParse(body)
 			it.cls, it.classified = s.srv.opts.Classifier.Classify(unsafeString(q)), true
 			add(it.cls)
-			parses++
+			if s.parsed == nil {
+				s.parsed = make(map[string]struct{})
+			}
+			s.parsed[unsafeString(name)] = struct{}{} // a view into batch: cleared before it changes
 		case pgwire.MsgBind:
 			_, name, _ := pgwire.ParseBind(body)
-			if parses > 0 && s.parsedEarlier(i, name) {
+			if _, ok := s.parsed[unsafeString(name)]; ok {
 				break // counted with its Parse in this batch
 			}
 			if st := s.stmts[unsafeString(name)]; st != nil {
@@ -430,19 +433,6 @@ func (s *session) classifyBatch() router.Class {
 		}
 	}
 	return c
-}
-
-// parsedEarlier reports whether a Parse of statement name comes before
-// item i in the held-back batch.
-func (s *session) parsedEarlier(i int, name []byte) bool {
-	for _, it := range s.items[:i] {
-		if it.typ == pgwire.MsgParse {
-			if n, _, err := pgwire.ParseParse(s.batch[it.start+pgwire.HeaderLen : it.end]); err == nil && bytes.Equal(n, name) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // sendBatch routes the held-back batch and sends it. Without a terminator
