@@ -159,6 +159,9 @@ func (s *session) noteSessionOps(bc *bconn, q []byte) {
 // re-prepared before its next use, which is harmless if the DEALLOCATE
 // failed or ran elsewhere).
 func (s *session) noteDeallocate(q []byte) {
+	if !containsFoldASCII(q, "deallocate") {
+		return // every write Query comes here: keep the common case cheap
+	}
 	for _, stmt := range bytes.Split(q, []byte(";")) {
 		f := strings.Fields(string(stmt))
 		if len(f) < 2 || !strings.EqualFold(f[0], "DEALLOCATE") {
@@ -304,4 +307,19 @@ func removeSetting(sets []setting, name string) []setting {
 		}
 	}
 	return out
+}
+
+// containsFoldASCII reports whether b contains word (lower-case ASCII),
+// ignoring ASCII case, without allocating.
+func containsFoldASCII(b []byte, word string) bool {
+	for i := 0; i+len(word) <= len(b); i++ {
+		j := 0
+		for j < len(word) && b[i+j]|0x20 == word[j] {
+			j++
+		}
+		if j == len(word) {
+			return true
+		}
+	}
+	return false
 }
