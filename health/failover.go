@@ -144,6 +144,7 @@ func (m *Monitor) decide(ctx context.Context) string {
 	case !m.usable(m.writer) && canAct:
 		m.failover(ctx, members, leader, now)
 	}
+	m.fenceOtherWriters()
 	if !canAct {
 		return fmt.Sprintf("this proxy sees %d of %d fleet members and needs %d to be sure of the writer", len(members), size, fleet.Majority(size))
 	}
@@ -190,6 +191,22 @@ func (m *Monitor) selfName() string {
 		return ""
 	}
 	return m.o.Fleet.Name()
+}
+
+// fenceOtherWriters fences, for good (until re-seeded as a replica), every
+// other backend that accepts writes while the epoch's writer is alive: two
+// live writers mean the other one is a former primary. It also notes the
+// writer's PostgreSQL timeline, below which discovery never goes.
+func (m *Monitor) fenceOtherWriters() {
+	if m.writer < 0 || !m.usable(m.writer) {
+		return
+	}
+	m.writerTimeline = max(m.writerTimeline, m.states[m.writer].b.Timeline)
+	for _, i := range m.writers(m.writer) {
+		st := &m.states[i]
+		st.demoted = true
+		m.log.Warn("backend accepts writes but is not the writer: fenced", "backend", st.b.Name, "writer", m.states[m.writer].b.Name, "epoch", m.epoch)
+	}
 }
 
 // leader returns the member that acts for the fleet: the lowest name among
@@ -321,21 +338,19 @@ func (m *Monitor) failover(ctx context.Context, members map[string]fleet.Verdict
 			// before; but Promote succeeded: it accepts writes. Left as a
 			// replica, the next round would find the new writer "not a
 			// writer" and promote another replica.
-			if met := m.o.Metrics; met != nil {
-				met.BackendUp.DeleteLabelValues(m.o.Cluster, st.b.Name, st.b.Role.String())
-			}
-			st.b.Role = topology.RoleWriter
+			m.setRole(st, topology.RoleWriter)
 		}
 		next, action = i, admin.FailoverPromote
 		if f := m.o.Fleet; f != nil {
 			// Promotion takes time: another leader may have moved the
 			// fleet on meanwhile. Follow it rather than compete.
-			now := f.Members(m.o.Cluster)
-			if e, w, agreed := fleet.HighestEpoch(now); e > m.epoch && agreed && m.index(w) >= 0 {
-				m.setWriter(e, m.index(w), "adopted from the fleet while promoting "+cand.Name)
-				return
+			members = f.Members(m.o.Cluster)
+			if e, w, agreed := fleet.HighestEpoch(members); e > m.epoch && agreed {
+				if j := m.index(w); j >= 0 {
+					m.setWriter(e, j, "adopted from the fleet while promoting "+cand.Name)
+					return
+				}
 			}
-			members = now
 		}
 	default:
 		m.note("writer " + old + " is down (" + reason + "); no other backend accepts writes and promotion is off")

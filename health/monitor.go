@@ -222,15 +222,13 @@ func (m *Monitor) apply(st *backendState, r Result, err error, d time.Duration, 
 	if b.Role != r.Role && b.Role != topology.RoleUnknown {
 		m.log.Info("backend role changed", "backend", b.Name, "from", b.Role, "to", r.Role)
 	}
-	if met != nil && b.Role != r.Role {
-		met.BackendUp.DeleteLabelValues(m.o.Cluster, b.Name, b.Role.String())
-	}
 	if r.Role == b.Role {
 		st.sameRole++
 	} else {
 		st.sameRole = 1
 	}
-	b.Role, b.Position, b.Received, b.Lag, b.Latency, b.LastError = r.Role, r.Position, r.Received, r.Lag, d, ""
+	m.setRole(st, r.Role)
+	b.Position, b.Received, b.Lag, b.Latency, b.LastError = r.Position, r.Received, r.Lag, d, ""
 	b.Timeline = r.Timeline
 	if r.Role == topology.RoleReader && st.demoted {
 		st.demoted = false
@@ -248,6 +246,15 @@ func (m *Monitor) apply(st *backendState, r Result, err error, d time.Duration, 
 	}
 }
 
+// setRole records backend st's role, dropping the metric series of its
+// previous role.
+func (m *Monitor) setRole(st *backendState, role topology.Role) {
+	if met := m.o.Metrics; met != nil && st.b.Role != role {
+		met.BackendUp.DeleteLabelValues(m.o.Cluster, st.b.Name, st.b.Role.String())
+	}
+	st.b.Role = role
+}
+
 // publish builds the snapshot of this round and hands it to Publish. held
 // says why writes are held ("" when they are not).
 func (m *Monitor) publish(held string) *topology.Snapshot {
@@ -256,17 +263,6 @@ func (m *Monitor) publish(held string) *topology.Snapshot {
 	var writerPos uint64
 	if m.writer >= 0 && m.states[m.writer].b.Role == topology.RoleWriter {
 		writerPos = m.states[m.writer].b.Position
-	}
-	if m.writer >= 0 && m.usable(m.writer) {
-		m.writerTimeline = max(m.writerTimeline, m.states[m.writer].b.Timeline)
-		for i := range m.states {
-			if st := &m.states[i]; i != m.writer && st.b.Healthy && st.b.Role == topology.RoleWriter && !st.demoted {
-				// Two live writers: the one that is not the epoch's is a
-				// former primary, for good (until re-seeded as a replica).
-				st.demoted = true
-				m.log.Warn("backend accepts writes but is not the writer: fenced", "backend", st.b.Name, "writer", m.states[m.writer].b.Name, "epoch", m.epoch)
-			}
-		}
 	}
 	for i, st := range m.states {
 		s.Backends[i] = st.b
