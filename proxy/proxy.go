@@ -65,7 +65,8 @@ type Proxy struct {
 	wg   sync.WaitGroup
 }
 
-// New builds an instance from a validated configuration. Nothing listens or
+// New builds an instance from a configuration as config.Load or config.Parse
+// return it (validated, defaults applied). Nothing listens or
 // probes until Start.
 func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 	if log == nil {
@@ -80,8 +81,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 		connIDs:  mysqlfe.NewConnRegistry(),
 	}
 	passwords := make(map[string]string, len(cfg.Users))
+	userMax := make(map[string]int)
 	for _, u := range cfg.Users {
 		passwords[u.Name] = u.Password
+		if u.Pool.MaxClientConns > 0 {
+			userMax[u.Name] = u.Pool.MaxClientConns
+		}
 	}
 	var fl health.Fleet
 	if cfg.Gossip.Enabled() {
@@ -94,37 +99,21 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 		}
 		var bs []topology.Backend
 		for _, b := range cc.Backends {
-			n := b.Name
-			if n == "" {
-				n = b.Address
-			}
-			bs = append(bs, topology.Backend{Name: n, Addr: b.Address})
+			bs = append(bs, topology.Backend{Name: b.Name, Addr: b.Address})
 		}
 		bal, err := backends.ParseBalance(cc.ReaderBalance)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", name, err)
 		}
 		cr := &clusterRuntime{name: name, cfg: cc}
-		userMax := make(map[string]int)
-		for _, u := range cfg.Users {
-			if u.Pool.MaxClientConns > 0 {
-				userMax[u.Name] = u.Pool.MaxClientConns
-			}
-		}
 		cr.cluster = backends.NewCluster(backends.ClusterOptions{Name: name, Backends: bs, Balance: bal, MaxReplicaLag: cc.MaxReplicaLag,
 			MaxClientConns: cc.Pool.MaxClientConns, UserMaxClientConns: userMax})
 		monUser := cc.MonitorUser
-		if monUser == "" && len(cfg.Users) > 0 {
-			monUser = cfg.Users[0].Name
-		}
 		monPass := passwords[monUser]
 		tlsMode := cc.BackendTLS
 		var promoter health.Promoter
 		if cfg.Failover.Promote {
 			adminUser := cc.AdminUser
-			if adminUser == "" {
-				adminUser = monUser
-			}
 			if cc.Protocol == config.ProtocolMySQL {
 				promoter = &health.MySQLPromoter{User: adminUser, Password: passwords[adminUser], TLS: mysqlDriverTLS(tlsMode)}
 			} else {
@@ -268,7 +257,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 		ln, err := net.Listen("tcp", l.cfg.Address)
 		if err != nil {
 			p.closeListeners()
-			p.stopGossip()
+			p.stopBackground()
 			return fmt.Errorf("listener %s: %w", l.cfg.Name, err)
 		}
 		l.ln = ln
@@ -284,7 +273,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 		addr, err := p.admin.Start()
 		if err != nil {
 			p.closeListeners()
-			p.stopGossip()
+			p.stopBackground()
 			return fmt.Errorf("http: %w", err)
 		}
 		p.httpAddr = addr
@@ -319,9 +308,9 @@ func (p *Proxy) Start(ctx context.Context) error {
 	return nil
 }
 
-// stopGossip stops what Start started before a failure: gossip and the
-// probers' connections.
-func (p *Proxy) stopGossip() {
+// stopBackground stops gossip and closes the probers' connections: after a
+// failed Start, and at the end of Shutdown.
+func (p *Proxy) stopBackground() {
 	if p.gossip != nil {
 		p.gossip.stop()
 	}
@@ -414,7 +403,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		cancel()
 	}
 	p.wg.Wait()
-	p.stopGossip()
+	p.stopBackground()
 	return errors.Join(errs...)
 }
 
