@@ -44,6 +44,34 @@ type PGConn struct {
 // Close closes the network connection (without a Terminate message).
 func (c *PGConn) Close() error { return c.Conn.Close() }
 
+// PGConfig returns the pgconn configuration of a connection to the
+// PostgreSQL server at addr: sslmode tlsMode ("" = "disable"; TLS 1.2 at
+// least), the backend dialer (keepalives, TCP_USER_TIMEOUT), and params as
+// startup parameters. Sessions, probes and promotions all connect with it.
+func PGConfig(addr, user, password, database, tlsMode string, params map[string]string) (*pgconn.Config, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if tlsMode == "" {
+		tlsMode = "disable"
+	}
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=%s", quoteDSN(host), quoteDSN(port), tlsMode))
+	if err != nil {
+		return nil, err
+	}
+	cfg.User, cfg.Password, cfg.Database = user, password, database
+	cfg.DialFunc = backendDialer().DialContext
+	cfg.RuntimeParams = make(map[string]string, len(params))
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
+	}
+	if cfg.TLSConfig != nil {
+		cfg.TLSConfig.MinVersion = tls.VersionTLS12
+	}
+	return cfg, nil
+}
+
 // DialPostgres connects and authenticates to a PostgreSQL backend (pgconn
 // does TLS, SCRAM and md5), then hijacks the raw connection.
 //
@@ -51,35 +79,16 @@ func (c *PGConn) Close() error { return c.Conn.Close() }
 // connections) come back as *pgconn.PgError inside the returned error, so the
 // caller can relay the SQLSTATE.
 func DialPostgres(ctx context.Context, dc PGDialConfig) (*PGConn, error) {
-	host, port, err := net.SplitHostPort(dc.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("backend %s: %w", dc.Addr, err)
-	}
-	mode := dc.TLS
-	if mode == "" {
-		mode = "disable"
-	}
 	timeout := dc.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=%s", quoteDSN(host), quoteDSN(port), mode))
+	cfg, err := PGConfig(dc.Addr, dc.User, dc.Password, dc.Database, dc.TLS, dc.Params)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", dc.Addr, err)
 	}
-	cfg.User = dc.User
-	cfg.Password = dc.Password
-	cfg.Database = dc.Database
 	cfg.ConnectTimeout = timeout
-	cfg.DialFunc = backendDialer().DialContext
 	cfg.MaxProtocolVersion = "3.0"
-	cfg.RuntimeParams = make(map[string]string, len(dc.Params))
-	for k, v := range dc.Params {
-		cfg.RuntimeParams[k] = v
-	}
-	if cfg.TLSConfig != nil {
-		cfg.TLSConfig.MinVersion = tls.VersionTLS12
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	pc, err := pgconn.ConnectConfig(ctx, cfg)

@@ -3,12 +3,12 @@ package health
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/topology"
 )
 
@@ -134,28 +134,14 @@ func (p *PGProber) connect(ctx context.Context) error {
 // announcing appName as application_name. params are further run-time
 // parameters.
 func pgConnect(ctx context.Context, addr, user, password, database, tls, appName string, params map[string]string) (*pgconn.PgConn, error) {
-	host, port, err := net.SplitHostPort(addr)
+	if database == "" {
+		database = "postgres"
+	}
+	cfg, err := backends.PGConfig(addr, user, password, database, tls, params)
 	if err != nil {
 		return nil, err
 	}
-	mode := tls
-	if mode == "" {
-		mode = "disable"
-	}
-	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=%s", host, port, mode))
-	if err != nil {
-		return nil, err
-	}
-	cfg.User = user
-	cfg.Password = password
-	cfg.Database = database
-	if cfg.Database == "" {
-		cfg.Database = "postgres"
-	}
-	cfg.RuntimeParams = map[string]string{"application_name": appName}
-	for k, v := range params {
-		cfg.RuntimeParams[k] = v
-	}
+	cfg.RuntimeParams["application_name"] = appName
 	c, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
