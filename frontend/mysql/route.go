@@ -38,23 +38,19 @@ func (s *session) pick(cls router.Class) (*bconn, error) {
 	}
 	st := router.State{Pinned: s.pinned != "" || cls.Pin != ""}
 	t := router.Decide(o.Route, cls, st)
-	ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout)
-	defer cancel()
 	if t == router.TargetWriter {
-		return s.writerConn(ctx)
+		return s.writerConn()
 	}
-	return s.readerConn(ctx)
+	return s.readerConn()
 }
 
 // writerConn returns the session's connection to the current writer;
 // while there is none, or it does not answer, it waits up to the writer
 // hold (see backends.Cluster.ConnectWriter).
-func (s *session) writerConn(_ context.Context) (*bconn, error) {
+func (s *session) writerConn() (*bconn, error) {
 	var bc *bconn
 	err := s.srv.opts.Cluster.ConnectWriter(s.srv.opts.WriterHold, func(epoch uint64, idx int, b topology.Backend) error {
-		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ConnectTimeout)
-		defer cancel()
-		c, err := s.connTo(ctx, idx, b, router.TargetWriter)
+		c, err := s.connTo(idx, b, router.TargetWriter)
 		if err == nil {
 			c.epoch, bc = epoch, c
 		}
@@ -73,16 +69,16 @@ func (s *session) fenced(bc *bconn) bool {
 // readerConn returns a connection to a replica that may serve the
 // session's next read (with read-your-writes: one that has replayed the
 // session's last write), else the writer if allowed.
-func (s *session) readerConn(ctx context.Context) (*bconn, error) {
+func (s *session) readerConn() (*bconn, error) {
 	o := &s.srv.opts
 	cl := o.Cluster
 	var minPos uint64
 	if o.ReadYourWrites && o.Route == router.RouteAuto {
 		if s.needCapture {
-			if err := s.capture(ctx); err != nil {
+			if err := s.capture(); err != nil {
 				// The write's position is unknown: the writer serves the read.
 				s.srv.rywFallbacks.Inc()
-				return s.writerConn(ctx)
+				return s.writerConn()
 			}
 		}
 		minPos = s.lastWritePos
@@ -90,7 +86,7 @@ func (s *session) readerConn(ctx context.Context) (*bconn, error) {
 	var bc *bconn
 	idx, behind, err := cl.ChooseReader(s.readerIdx, minPos, func(i int, b topology.Backend) error {
 		var err error
-		bc, err = s.connTo(ctx, i, b, router.TargetReader)
+		bc, err = s.connTo(i, b, router.TargetReader)
 		return err
 	}, func(err error) bool { _, ok := backends.AsMySQLError(err); return ok })
 	if err != nil {
@@ -102,23 +98,28 @@ func (s *session) readerConn(ctx context.Context) (*bconn, error) {
 	}
 	if behind {
 		s.srv.rywFallbacks.Inc()
-		return s.writerConn(ctx)
+		return s.writerConn()
 	}
 	if o.FallbackToWriter {
-		return s.writerConn(ctx)
+		return s.writerConn()
 	}
 	return nil, errNoReader
 }
 
 // connTo returns the session's connection to backend idx, dialing one if
 // the session has none (or one to another address).
-func (s *session) connTo(ctx context.Context, idx int, b topology.Backend, t router.Target) (*bconn, error) {
+func (s *session) connTo(idx int, b topology.Backend, t router.Target) (*bconn, error) {
 	s.mu.Lock()
 	bc := s.conns[idx]
 	s.mu.Unlock()
 	if bc == nil || bc.dead || bc.addr != b.Addr {
+		// A context only when dialing: the usual statement finds its
+		// connection and allocates none.
+		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ConnectTimeout)
 		var err error
-		if bc, err = s.dial(ctx, idx, b.Addr); err != nil {
+		bc, err = s.dial(ctx, idx, b.Addr)
+		cancel()
+		if err != nil {
 			return nil, err
 		}
 	}

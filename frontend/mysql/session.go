@@ -794,12 +794,12 @@ func (s *session) afterWrite(bc *bconn, wrote bool) {
 // serve the session's reads: @@last_gtid on the connection that wrote, or,
 // if that connection is gone, the writer's whole binlog position. It is
 // called outside transactions only.
-func (s *session) capture(ctx context.Context) error {
+func (s *session) capture() error {
 	bc := s.captureOn
 	q := "SELECT @@last_gtid"
 	if bc == nil || bc.dead {
 		var err error
-		if bc, err = s.writerConn(ctx); err != nil {
+		if bc, err = s.writerConn(); err != nil {
 			return err
 		}
 		q = "SELECT @@GLOBAL.gtid_binlog_pos"

@@ -279,14 +279,12 @@ func (s *session) readFullAuth(scrambles [][]byte) (clear []byte, seq byte, err 
 // number next) is written, not flushed.
 func (s *session) connectHome(next byte) error {
 	o := &s.srv.opts
-	ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout)
 	var err error
 	if o.Route == router.RouteReader {
-		_, err = s.readerConn(ctx)
+		_, err = s.readerConn()
 	} else {
-		_, err = s.writerConn(ctx)
+		_, err = s.writerConn()
 	}
-	cancel()
 	if err == nil {
 		return nil
 	}
