@@ -101,13 +101,19 @@ type session struct {
 }
 
 var (
-	errNoReader    = errors.New("no healthy replica is available")
-	errClosing     = errors.New("session is closing")
-	errBackendLost = errors.New("lost connection to the backend")
-	errTxLost      = errors.New("lost connection to the backend; the open transaction was rolled back")
-	errFenced      = errors.New("the writer changed (failover); the open transaction on the old writer was rolled back")
-	errCommitLost  = errors.New("lost connection to the backend while COMMIT was in progress; the transaction may or may not have been committed")
+	errNoReader          = errors.New("no healthy replica is available")
+	errClosing           = errors.New("session is closing")
+	errBackendLost error = lostConn("lost connection to the backend")
+	errTxLost      error = lostConn("lost connection to the backend; the open transaction was rolled back")
+	errFenced      error = lostConn("the writer changed (failover); the open transaction on the old writer was rolled back")
+	errCommitLost  error = lostConn("lost connection to the backend while COMMIT was in progress; the transaction may or may not have been committed")
 )
+
+// lostConn is an error about a lost backend connection; the client gets it
+// as error 2013 (CR_SERVER_LOST).
+type lostConn string
+
+func (e lostConn) Error() string { return string(e) }
 
 // inTx reports whether the server holds a transaction open for the session
 // (or autocommit is off, which makes every statement part of one).
@@ -172,7 +178,7 @@ func (s *session) sendError(err error) {
 		return
 	}
 	code := mysqlwire.ERUnknownError
-	if errors.Is(err, errBackendLost) || errors.Is(err, errTxLost) || errors.Is(err, errFenced) || errors.Is(err, errCommitLost) {
+	if lc := lostConn(""); errors.As(err, &lc) {
 		code = mysqlwire.CRServerLost
 	}
 	s.sendERR(1, code, err.Error())
