@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/health"
+	"github.com/sluicedb/sluice/internal/ascii"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/router"
 )
@@ -325,16 +326,20 @@ func (s *session) dispatch(p []byte) bool {
 func (s *session) query(p []byte) bool {
 	o := &s.srv.opts
 	q := string(p[1:])
-	if id, conn, ok := parseKill(q); ok {
-		return s.kill(id, conn)
+	// The statements the proxy answers or steers itself are recognised by
+	// their first word first: the usual query pays no allocation for them.
+	if firstWordIs(q, "KILL") {
+		if id, conn, ok := parseKill(q); ok {
+			return s.kill(id, conn)
+		}
 	}
-	if isConnectionIDQuery(q) {
+	if ascii.ContainsFold(q, "connection_id") && isConnectionIDQuery(q) {
 		s.connectionIDResult()
 		return true
 	}
 	cls := o.Classifier.Classify(q)
 	var bc *bconn
-	if isDiagnostics(q) && s.cur != nil && !s.cur.dead {
+	if s.cur != nil && !s.cur.dead && firstWordIs(q, "SHOW") && isDiagnostics(q) {
 		// SHOW WARNINGS / ERRORS describe the previous statement: ask the
 		// connection that ran it.
 		bc, cls = s.cur, router.Class{Statements: 1}
@@ -826,6 +831,23 @@ func (s *session) capture() error {
 
 // isDiagnostics recognises SHOW WARNINGS, SHOW ERRORS and their COUNT(*)
 // forms.
+// firstWordIs reports whether q's first word (after white space) is word,
+// in any case, without allocating.
+func firstWordIs(q, word string) bool {
+	q = strings.TrimLeft(q, " \t\r\n")
+	if len(q) < len(word) || !strings.EqualFold(q[:len(word)], word) {
+		return false
+	}
+	if len(q) == len(word) {
+		return true
+	}
+	switch q[len(word)] {
+	case ' ', '\t', '\r', '\n', ';', '(', '/':
+		return true
+	}
+	return false
+}
+
 func isDiagnostics(q string) bool {
 	f := strings.Fields(q)
 	if len(f) < 2 || !strings.EqualFold(f[0], "SHOW") {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/sluicedb/sluice/internal/ascii"
 	"github.com/sluicedb/sluice/internal/pgwire"
 	"github.com/sluicedb/sluice/router"
 )
@@ -159,7 +160,7 @@ func (s *session) noteSessionOps(bc *bconn, q []byte) {
 // re-prepared before its next use, which is harmless if the DEALLOCATE
 // failed or ran elsewhere).
 func (s *session) noteDeallocate(q []byte) {
-	if !containsFoldASCII(q, "deallocate") {
+	if !ascii.ContainsFold(q, "deallocate") {
 		return // every write Query comes here: keep the common case cheap
 	}
 	for _, stmt := range bytes.Split(q, []byte(";")) {
@@ -307,19 +308,4 @@ func removeSetting(sets []setting, name string) []setting {
 		}
 	}
 	return out
-}
-
-// containsFoldASCII reports whether b contains word (lower-case ASCII),
-// ignoring ASCII case, without allocating.
-func containsFoldASCII(b []byte, word string) bool {
-	for i := 0; i+len(word) <= len(b); i++ {
-		j := 0
-		for j < len(word) && b[i+j]|0x20 == word[j] {
-			j++
-		}
-		if j == len(word) {
-			return true
-		}
-	}
-	return false
 }
