@@ -195,8 +195,8 @@ func (c *Config) validate(passwordReported map[int]bool) error {
 	if g.Bind != "" {
 		if b, ok := checkListenAddr(&p, "gossip.bind", g.Bind); ok {
 			binds = append(binds, b)
-			if h, _, err := net.SplitHostPort(g.Bind); err == nil && h != "" && net.ParseIP(h) == nil {
-				p.add("gossip.bind", "host %q must be an IP address", h)
+			if b.host != "" && net.ParseIP(b.host) == nil {
+				p.add("gossip.bind", "host %q must be an IP address", b.host)
 			}
 		}
 	} else {

@@ -79,7 +79,8 @@ func (g *gossip) Members(cluster string) map[string]fleet.Verdict {
 	return nil
 }
 
-// start binds the memberlist node.
+// start binds the memberlist node and joins the configured peers (run
+// keeps trying those it could not reach).
 func (g *gossip) start() error {
 	fc := fleet.DefaultConfig()
 	fc.Name = g.name
@@ -107,6 +108,11 @@ func (g *gossip) start() error {
 		return err
 	}
 	g.f.Store(f)
+	if len(g.cfg.Join) > 0 {
+		if _, err := f.Join(g.cfg.Join); err != nil {
+			g.log.Warn("gossip: no peer reached yet; retrying in the background", "err", err)
+		}
+	}
 	return nil
 }
 
@@ -129,15 +135,15 @@ func (g *gossip) run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if len(f.LiveMembers()) < g.cfg.FleetSize {
-			if n, err := f.Join(g.cfg.Join); err != nil {
-				g.log.Debug("gossip join", "reached", n, "err", err)
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if len(f.LiveMembers()) < g.cfg.FleetSize {
+			if n, err := f.Join(g.cfg.Join); err != nil {
+				g.log.Debug("gossip join", "reached", n, "err", err)
+			}
 		}
 	}
 }

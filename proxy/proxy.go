@@ -236,11 +236,6 @@ func (p *Proxy) Start(ctx context.Context) error {
 		if err := p.gossip.start(); err != nil {
 			return fmt.Errorf("gossip: %w", err)
 		}
-		if len(p.cfg.Gossip.Join) > 0 {
-			if _, err := p.gossip.f.Load().Join(p.cfg.Gossip.Join); err != nil {
-				p.log.Warn("gossip: no peer reached yet; retrying in the background", "err", err)
-			}
-		}
 	}
 	for _, name := range p.order {
 		cr := p.clusters[name]
