@@ -580,18 +580,22 @@ func (s *session) sendLocked(m pgwire.Message) bool {
 func (s *session) endBatch(bc *bconn, cls router.Class) {
 	exec := s.batchExec
 	s.batchExec = false
-	if cls.Tx == router.TxCommit {
-		s.mu.Lock()
-		bc.commitInFlight = true
-		s.mu.Unlock()
-	}
 	o := &s.srv.opts
-	if o.ReadYourWrites && o.Route == router.RouteAuto && bc.target == router.TargetWriter && exec &&
-		(cls.Write || cls.Tx == router.TxCommit) {
-		now := time.Now()
+	commit := cls.Tx == router.TxCommit
+	wrote := o.ReadYourWrites && o.Route == router.RouteAuto && bc.target == router.TargetWriter && exec &&
+		(cls.Write || commit)
+	if commit || wrote {
+		var now time.Time
+		if wrote {
+			now = time.Now()
+		}
 		s.mu.Lock()
-		s.lsnStale = true
-		s.lastWriteAt = now
+		if commit {
+			bc.commitInFlight = true
+		}
+		if wrote {
+			s.lsnStale, s.lastWriteAt = true, now
+		}
 		s.mu.Unlock()
 	}
 	s.flushBackend(bc)
