@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -62,15 +61,15 @@ func (p *MySQLProber) Probe(ctx context.Context) (Result, error) {
 	var r Result
 	if ro != 0 {
 		r.Role = topology.RoleReader
-		r.Position = GTIDSequence(slavePos.String, 0)
+		r.Position = topology.GTIDSequence(slavePos.String, 0)
 		r.Received = r.Position
 		if st, err := showSlaveStatus(ctx, p.db); err == nil && st != nil {
 			r.Lag = st.lag()
-			r.Received = max(r.Position, GTIDSequence(st["Gtid_IO_Pos"], 0))
+			r.Received = max(r.Position, topology.GTIDSequence(st["Gtid_IO_Pos"], 0))
 		}
 	} else {
 		r.Role = topology.RoleWriter
-		r.Position = GTIDSequence(binlogPos.String, 0)
+		r.Position = topology.GTIDSequence(binlogPos.String, 0)
 		r.Received = r.Position
 	}
 	return r, nil
@@ -156,28 +155,6 @@ func showSlaveStatus(ctx context.Context, q mysqlQuerier) (slaveStatus, error) {
 		st[c] = vals[i].String
 	}
 	return st, rows.Close()
-}
-
-// GTIDSequence returns the sequence number of the GTID of replication
-// domain domain in a MariaDB GTID position ("0-1-42,1-2-7"), 0 when the
-// domain is absent or the text malformed.
-func GTIDSequence(pos string, domain uint32) uint64 {
-	for _, g := range strings.Split(pos, ",") {
-		parts := strings.Split(strings.TrimSpace(g), "-")
-		if len(parts) != 3 {
-			continue
-		}
-		d, err := strconv.ParseUint(parts[0], 10, 32)
-		if err != nil || uint32(d) != domain {
-			continue
-		}
-		seq, err := strconv.ParseUint(parts[2], 10, 64)
-		if err != nil {
-			return 0
-		}
-		return seq
-	}
-	return 0
 }
 
 // Close drops the monitoring connection.

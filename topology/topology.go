@@ -10,6 +10,8 @@ package topology
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -169,4 +171,26 @@ func ParseLSN(s string) (uint64, error) {
 		return 0, fmt.Errorf("topology: bad LSN %q", s)
 	}
 	return hi<<32 | lo, nil
+}
+
+// GTIDSequence returns the sequence number of the GTID of replication
+// domain domain in a MariaDB GTID position ("0-1-42,1-2-7"), 0 when the
+// domain is absent or the text malformed.
+func GTIDSequence(pos string, domain uint32) uint64 {
+	for _, g := range strings.Split(pos, ",") {
+		parts := strings.Split(strings.TrimSpace(g), "-")
+		if len(parts) != 3 {
+			continue
+		}
+		d, err := strconv.ParseUint(parts[0], 10, 32)
+		if err != nil || uint32(d) != domain {
+			continue
+		}
+		seq, err := strconv.ParseUint(parts[2], 10, 64)
+		if err != nil {
+			return 0
+		}
+		return seq
+	}
+	return 0
 }

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/sluicedb/sluice/backends"
-	"github.com/sluicedb/sluice/health"
 	"github.com/sluicedb/sluice/internal/ascii"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/topology"
 )
 
 // stmt is a prepared statement as the client sees it. It is prepared on a
@@ -823,7 +823,7 @@ func (s *session) capture() error {
 		return err
 	}
 	s.needCapture, s.captureOn = false, nil
-	if pos := health.GTIDSequence(v, 0); pos > s.lastWritePos {
+	if pos := topology.GTIDSequence(v, 0); pos > s.lastWritePos {
 		s.lastWritePos = pos
 	}
 	return nil
