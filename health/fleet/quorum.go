@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"maps"
 	"fmt"
 	"slices"
 	"strings"
@@ -95,13 +96,7 @@ func Leader(members []string) string {
 
 // LeaderOf is Leader over the keys of a Members map.
 func LeaderOf(members map[string]Verdict) string {
-	leader := ""
-	for m := range members {
-		if m != "" && (leader == "" || m < leader) {
-			leader = m
-		}
-	}
-	return leader
+	return Leader(slices.Collect(maps.Keys(members)))
 }
 
 // Candidate returns the backend to promote when the writer fails: the
