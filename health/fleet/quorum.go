@@ -1,8 +1,8 @@
 package fleet
 
 import (
-	"maps"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
