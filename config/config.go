@@ -23,6 +23,8 @@
 //	SLUICE_CLUSTERS_MAIN_PG_MAX_REPLICA_LAG=2s
 //	SLUICE_CLUSTERS_MAIN_PG_WRITER_FUNCTIONS=queue_pop,next_id
 //	SLUICE_CLUSTERS_MAIN_PG_BACKENDS_0_ADDRESS=db1:5432
+//	SLUICE_CLUSTERS_MAIN_PG_POOL_MODE=transaction
+//	SLUICE_USERS_0_POOL_MAX_SERVER_CONNS=10   (a user's pool, by list index)
 //	SLUICE_LISTENERS_0_ADDRESS=0.0.0.0:6432
 //	SLUICE_LISTENERS_0_TLS_CERT=/etc/sluice/server.crt
 //	SLUICE_USERS_0_PASSWORD=secret   (replaces a password_env from the file)
@@ -249,13 +251,145 @@ type User struct {
 	Pool Pool `mapstructure:"pool"`
 }
 
-// Pool holds connection limits of a cluster or a user.
+// Pool holds the connection limits and backend pooling of a cluster
+// (clusters.<name>.pool) or a user (users[].pool).
+//
+// A user's settings override the cluster's field by field in every cluster
+// the user connects to; a user's zero or empty field inherits the cluster's.
+// So a user cannot set a field to 0 to mean "no limit" or "never" when the
+// cluster sets something else: for a user, 0 always means "the cluster's".
+// The defaults below are the cluster's; PoolFor resolves the effective
+// settings of a user in a cluster. MaxClientConns is the exception: the
+// cluster's and the user's limits both apply, independently.
 type Pool struct {
 	// MaxClientConns caps client connections: for a cluster, all users and
 	// listeners together; for a user, that user's connections to each
 	// cluster. Clients over the limit get SQLSTATE 53300 (PostgreSQL) or
-	// error 1040 (MySQL). Default 0: no limit.
+	// error 1040 (MySQL). Default 0: no limit. Not inherited: both limits
+	// apply.
 	MaxClientConns int `mapstructure:"max_client_conns"`
+	// Mode is "session" (default: a client session keeps one backend
+	// connection, returned to the pool and reset when the client leaves) or
+	// "transaction" (a backend connection is held only for a transaction,
+	// or a single statement or extended-protocol batch up to Sync outside
+	// one, and then returned). For a user, default "": the cluster's.
+	Mode string `mapstructure:"mode"`
+	// MaxServerConns caps the backend connections of each pool, one pool
+	// per (backend, user, database). Default 0: no limit in session mode,
+	// 20 in transaction mode. For a user, 0 means the cluster's.
+	MaxServerConns int `mapstructure:"max_server_conns"`
+	// MinIdle is how many idle backend connections each pool keeps open;
+	// default 0. It must not exceed MaxServerConns when that is set (or 20,
+	// the transaction-mode default). For a user, 0 means the cluster's.
+	MinIdle int `mapstructure:"min_idle"`
+	// IdleTimeout closes backend connections idle for longer than this
+	// (beyond the MinIdle kept ready); default 10m, 0 = never. For a user,
+	// 0 means the cluster's.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxLifetime closes backend connections older than this (a connection
+	// in use is not interrupted, it is closed when returned); default 1h,
+	// 0 = no limit. For a user, 0 means the cluster's.
+	MaxLifetime time.Duration `mapstructure:"max_lifetime"`
+	// CheckoutTimeout is how long a client waits for a free backend
+	// connection (when MaxServerConns are in use) before it gets SQLSTATE
+	// 53300 (PostgreSQL) or error 1040 (MySQL); default 30s, must be
+	// positive. For a user, 0 means the cluster's.
+	CheckoutTimeout time.Duration `mapstructure:"checkout_timeout"`
+}
+
+// Values of Pool.Mode.
+const (
+	PoolSession     = "session" // the default
+	PoolTransaction = "transaction"
+)
+
+// Defaults of Pool (a cluster's; a user's zero fields inherit the cluster's).
+const (
+	// DefaultTransactionMaxServerConns is what MaxServerConns 0 means in
+	// transaction mode (in session mode 0 means no limit).
+	DefaultTransactionMaxServerConns = 20
+	defaultPoolIdleTimeout           = 10 * time.Minute
+	defaultPoolMaxLifetime           = time.Hour
+	defaultPoolCheckoutTimeout       = 30 * time.Second
+)
+
+// defaultPool is a cluster's pool when the file sets nothing.
+func defaultPool() Pool {
+	return Pool{
+		Mode:            PoolSession,
+		IdleTimeout:     defaultPoolIdleTimeout,
+		MaxLifetime:     defaultPoolMaxLifetime,
+		CheckoutTimeout: defaultPoolCheckoutTimeout,
+	}
+}
+
+// inherit returns p with every zero or empty field except MaxClientConns
+// taken from base.
+func (p Pool) inherit(base Pool) Pool {
+	if p.Mode == "" {
+		p.Mode = base.Mode
+	}
+	if p.MaxServerConns == 0 {
+		p.MaxServerConns = base.MaxServerConns
+	}
+	if p.MinIdle == 0 {
+		p.MinIdle = base.MinIdle
+	}
+	if p.IdleTimeout == 0 {
+		p.IdleTimeout = base.IdleTimeout
+	}
+	if p.MaxLifetime == 0 {
+		p.MaxLifetime = base.MaxLifetime
+	}
+	if p.CheckoutTimeout == 0 {
+		p.CheckoutTimeout = base.CheckoutTimeout
+	}
+	p.MaxClientConns = base.MaxClientConns
+	return p
+}
+
+// resolved fills what stays open after inheritance: an empty Mode is
+// session, MaxServerConns 0 in transaction mode is
+// DefaultTransactionMaxServerConns, a non-positive CheckoutTimeout is 30s.
+func (p Pool) resolved() Pool {
+	if p.Mode == "" {
+		p.Mode = PoolSession
+	}
+	if p.MaxServerConns == 0 && p.Mode == PoolTransaction {
+		p.MaxServerConns = DefaultTransactionMaxServerConns
+	}
+	if p.CheckoutTimeout <= 0 {
+		p.CheckoutTimeout = defaultPoolCheckoutTimeout
+	}
+	return p
+}
+
+// PoolFor returns the effective pool settings of user in cluster: the
+// cluster's pool (as loaded, with its defaults applied) overridden field by
+// field by the user's non-zero, non-empty fields, then resolved:
+//
+//   - Mode is never empty ("session" unless the cluster or user says
+//     "transaction");
+//   - MaxServerConns 0 becomes 20 (DefaultTransactionMaxServerConns) in
+//     transaction mode and stays 0 (no limit) in session mode;
+//   - MinIdle, IdleTimeout and MaxLifetime are the user's if set, else the
+//     cluster's; 0 there means none / never / no limit;
+//   - CheckoutTimeout is the user's if set, else the cluster's, else 30s;
+//   - MaxClientConns is the cluster's limit (all users together), not the
+//     user's: that one applies in addition (User.Pool.MaxClientConns).
+//
+// An unknown cluster contributes the defaults (session, 10m, 1h, 30s); an
+// unknown user contributes nothing.
+func (c *Config) PoolFor(cluster, user string) Pool {
+	base := defaultPool()
+	if cl, ok := c.Clusters[cluster]; ok {
+		base = cl.Pool
+	}
+	p := base
+	if u, ok := c.User(user); ok {
+		p = u.Pool.inherit(base)
+	}
+	return p.resolved()
 }
 
 // Health configures the backend probes.

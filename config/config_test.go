@@ -125,6 +125,7 @@ func TestLoadExampleFile(t *testing.T) {
 		Consistency: "session", ReaderBalance: "round_robin", ReaderFallback: "writer",
 		MaxReplicaLag: 10 * time.Second, WriterFunctions: []string{},
 		MonitorUser: "app", AdminUser: "app", MonitorDatabase: "postgres", BackendTLS: "disable",
+		Pool: Pool{Mode: "session", IdleTimeout: 10 * time.Minute, MaxLifetime: time.Hour, CheckoutTimeout: 30 * time.Second},
 	}
 	if !reflect.DeepEqual(cl, wantCluster) {
 		t.Errorf("main-pg = %+v\nwant %+v", cl, wantCluster)

@@ -104,6 +104,12 @@ func parse(data []byte, name, baseDir string, getenv func(string) string) (*Conf
 	if clusters, ok := v.Get("clusters").(map[string]any); ok {
 		for cname := range clusters {
 			v.SetDefault("clusters."+cname+".max_replica_lag", defaultMaxReplicaLag)
+			// Per-cluster defaults go to viper so that an explicit 0 in the
+			// file or the environment (never close, no limit) is kept.
+			// Users' pools get none: there 0 means "the cluster's".
+			v.SetDefault("clusters."+cname+".pool.idle_timeout", defaultPoolIdleTimeout)
+			v.SetDefault("clusters."+cname+".pool.max_lifetime", defaultPoolMaxLifetime)
+			v.SetDefault("clusters."+cname+".pool.checkout_timeout", defaultPoolCheckoutTimeout)
 		}
 	}
 
@@ -390,6 +396,9 @@ func (c *Config) applyDefaults() {
 		}
 		if cl.BackendTLS == "" {
 			cl.BackendTLS = BackendTLSDisable
+		}
+		if cl.Pool.Mode == "" {
+			cl.Pool.Mode = PoolSession
 		}
 		if cl.MonitorUser == "" && len(c.Users) > 0 {
 			cl.MonitorUser = c.Users[0].Name

@@ -147,6 +147,7 @@ func (c *Config) validate(passwordReported map[int]bool) error {
 		if u.Pool.MaxClientConns < 0 {
 			p.add(key+".pool.max_client_conns", "must be 0 (no limit) or more, got %d", u.Pool.MaxClientConns)
 		}
+		validateUserPool(&p, key+".pool", u.Pool)
 		switch prev, dup := userNames[u.Name]; {
 		case u.Name == "":
 			p.add(key+".name", "required")
@@ -171,6 +172,9 @@ func (c *Config) validate(passwordReported map[int]bool) error {
 		}
 		if n := c.Clusters[name].Pool.MaxClientConns; n < 0 {
 			p.add("clusters."+name+".pool.max_client_conns", "must be 0 (no limit) or more, got %d", n)
+		}
+		for i, u := range c.Users {
+			checkUserMinIdle(&p, fmt.Sprintf("users[%d].pool", i), "clusters."+name+".pool", name, c.Clusters[name].Pool, u.Pool)
 		}
 		if au := c.Clusters[name].AdminUser; au != "" && len(c.Users) > 0 {
 			if _, ok := c.User(au); !ok {
@@ -293,9 +297,109 @@ func (c *Config) validateCluster(p *problems, name string, cl Cluster) {
 	if cl.MonitorUser == "" && len(c.Users) > 0 {
 		p.add(key+".monitor_user", "required")
 	}
+	validateClusterPool(p, key+".pool", cl.Pool)
+	if cl.Protocol == ProtocolMySQL && cl.Pool.Mode == PoolTransaction {
+		p.add(key+".pool.mode", "transaction pooling is not implemented for mysql clusters yet; use session")
+	}
 	if cl.Protocol == ProtocolPostgres && cl.MonitorDatabase == "" {
 		p.add(key+".monitor_database", "required for postgres clusters")
 	}
+}
+
+// validateClusterPool checks a cluster's pool settings (defaults applied).
+// max_client_conns is checked by the caller.
+func validateClusterPool(p *problems, key string, pl Pool) {
+	p.oneOf(key+".mode", pl.Mode, PoolSession, PoolTransaction)
+	if pl.MaxServerConns < 0 {
+		p.add(key+".max_server_conns", "must be 0 (default: no limit in session mode, %d in transaction mode) or more, got %d",
+			DefaultTransactionMaxServerConns, pl.MaxServerConns)
+	}
+	if pl.MinIdle < 0 {
+		p.add(key+".min_idle", "must be 0 or more, got %d", pl.MinIdle)
+	} else if r := pl.resolved(); r.MaxServerConns > 0 && pl.MinIdle > r.MaxServerConns {
+		if pl.MaxServerConns > 0 {
+			p.add(key+".min_idle", "%d is above %s.max_server_conns %d", pl.MinIdle, key, pl.MaxServerConns)
+		} else {
+			p.add(key+".min_idle", "%d is above the max_server_conns of transaction mode, %d by default: lower it or set %s.max_server_conns",
+				pl.MinIdle, r.MaxServerConns, key)
+		}
+	}
+	if pl.IdleTimeout < 0 {
+		p.add(key+".idle_timeout", "must not be negative (0 = never close idle connections), got %s", pl.IdleTimeout)
+	}
+	if pl.MaxLifetime < 0 {
+		p.add(key+".max_lifetime", "must not be negative (0 = no limit), got %s", pl.MaxLifetime)
+	}
+	p.positive(key+".checkout_timeout", pl.CheckoutTimeout)
+}
+
+// validateUserPool checks a user's pool overrides, where zero or empty
+// means "the cluster's". max_client_conns is checked by the caller; min_idle
+// against the clusters' max_server_conns by checkUserMinIdle.
+func validateUserPool(p *problems, key string, pl Pool) {
+	if pl.Mode != "" {
+		p.oneOf(key+".mode", pl.Mode, PoolSession, PoolTransaction)
+	}
+	if pl.MaxServerConns < 0 {
+		p.add(key+".max_server_conns", "must be 0 (the cluster's) or more, got %d", pl.MaxServerConns)
+	}
+	if pl.MinIdle < 0 {
+		p.add(key+".min_idle", "must be 0 (the cluster's) or more, got %d", pl.MinIdle)
+	} else if pl.MaxServerConns > 0 && pl.MinIdle > pl.MaxServerConns {
+		p.add(key+".min_idle", "%d is above %s.max_server_conns %d", pl.MinIdle, key, pl.MaxServerConns)
+	}
+	for _, d := range []struct {
+		name string
+		val  time.Duration
+	}{{"idle_timeout", pl.IdleTimeout}, {"max_lifetime", pl.MaxLifetime}, {"checkout_timeout", pl.CheckoutTimeout}} {
+		if d.val < 0 {
+			p.add(key+"."+d.name, "must not be negative (0 = the cluster's), got %s", d.val)
+		}
+	}
+}
+
+// checkUserMinIdle reports a user whose overrides, combined with a
+// cluster's pool, give a min_idle above max_server_conns, unless that is
+// already reported for the cluster itself or for the user's own values.
+func checkUserMinIdle(p *problems, userKey, clusterKey, cluster string, cl, u Pool) {
+	if u.Mode == "" && u.MaxServerConns == 0 && u.MinIdle == 0 {
+		return // the cluster's own numbers, checked with the cluster
+	}
+	if u.MinIdle < 0 || u.MaxServerConns < 0 || cl.MinIdle < 0 || cl.MaxServerConns < 0 ||
+		(u.MaxServerConns > 0 && u.MinIdle > 0) {
+		return // invalid, or both the user's own: reported elsewhere
+	}
+	if u.Mode != "" && u.Mode != PoolSession && u.Mode != PoolTransaction {
+		return
+	}
+	own, eff := cl.resolved(), u.inherit(cl).resolved()
+	if eff.MaxServerConns == 0 || eff.MinIdle <= eff.MaxServerConns ||
+		(eff.MinIdle == own.MinIdle && eff.MaxServerConns == own.MaxServerConns) {
+		return
+	}
+	field := "min_idle"
+	switch {
+	case u.MinIdle != 0:
+	case u.MaxServerConns != 0:
+		field = "max_server_conns"
+	default:
+		field = "mode"
+	}
+	var from string
+	switch {
+	case u.MaxServerConns != 0:
+		from = userKey + ".max_server_conns"
+	case cl.MaxServerConns != 0:
+		from = clusterKey + ".max_server_conns"
+	default:
+		from = "the default of transaction mode"
+	}
+	minFrom := clusterKey + ".min_idle"
+	if u.MinIdle != 0 {
+		minFrom = userKey + ".min_idle"
+	}
+	p.add(userKey+"."+field, "in cluster %q min_idle %d (%s) is above max_server_conns %d (%s)",
+		cluster, eff.MinIdle, minFrom, eff.MaxServerConns, from)
 }
 
 // validateTLS checks a cert/key pair: both or neither, existing files, a
