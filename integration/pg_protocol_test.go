@@ -230,13 +230,22 @@ func ppWaitActive(t testing.TB, ctx context.Context, adm []*pgx.Conn, app, fragm
 	})
 }
 
-// ppWaitNoBackend waits until no backend of app is left on any node (the
-// proxy closed the session's backend connections).
+// ppWaitNoBackend waits until every backend connection of app is back in
+// the proxy's pool, clean: idle (no transaction, nothing running) with the
+// pool's reset (DISCARD ALL) as its last statement, or closed.
 func ppWaitNoBackend(t testing.TB, ctx context.Context, adm []*pgx.Conn, app string) {
 	t.Helper()
-	ppEventually(t, ctx, "the backend connections of "+app+" are closed", func(ctx context.Context) (bool, error) {
+	ppEventually(t, ctx, "the backend connections of "+app+" are reset or closed", func(ctx context.Context) (bool, error) {
 		bs, err := ppFindBackends(ctx, adm, app)
-		return err == nil && len(bs) == 0, err
+		if err != nil {
+			return false, err
+		}
+		for _, b := range bs {
+			if b.state != "idle" || b.query != "DISCARD ALL" {
+				return false, nil
+			}
+		}
+		return true, nil
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicedb/sluice/admin"
 	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/backends/pool"
 	"github.com/sluicedb/sluice/config"
 	mysqlfe "github.com/sluicedb/sluice/frontend/mysql"
 	"github.com/sluicedb/sluice/frontend/pg"
@@ -33,6 +34,7 @@ type clusterRuntime struct {
 	cfg     config.Cluster
 	cluster *backends.Cluster
 	monitor *health.Monitor
+	pgPools *pg.Pools // the backend connections of a PostgreSQL cluster, shared by its listeners
 }
 
 // server is a protocol server of one listener.
@@ -200,6 +202,30 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 			p.listeners = append(p.listeners, &listenerRuntime{cfg: lc, srv: srv})
 			continue
 		}
+		if cr.pgPools == nil {
+			cr.pgPools = pg.NewPools(pg.PoolsOptions{
+				Cluster: cr.cluster,
+				Config: func(user string) pg.PoolConfig {
+					pc := cfg.PoolFor(cr.name, user)
+					return pg.PoolConfig{
+						Transaction:     pc.Mode == config.PoolTransaction,
+						MaxServerConns:  pc.MaxServerConns,
+						MinIdle:         pc.MinIdle,
+						IdleTimeout:     pc.IdleTimeout,
+						MaxLifetime:     pc.MaxLifetime,
+						CheckoutTimeout: pc.CheckoutTimeout,
+					}
+				},
+				Password: func(u string) (string, bool) {
+					pw, ok := passwords[u]
+					return pw, ok
+				},
+				BackendTLS:     cr.cfg.BackendTLS,
+				ConnectTimeout: cfg.Server.ConnectTimeout,
+				Metrics:        p.metrics,
+				Logger:         log,
+			})
+		}
 		srv := pg.NewServer(pg.Options{
 			Name:             lc.Name,
 			Route:            route,
@@ -219,13 +245,26 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 			ConnectTimeout:   cfg.Server.ConnectTimeout,
 			StartupTimeout:   cfg.Server.StartupTimeout,
 			WriterHold:       cfg.Failover.Hold,
+			Pools:            cr.pgPools,
 			Cancels:          p.cancels,
 			Metrics:          p.metrics,
 			Logger:           log,
 		})
 		p.listeners = append(p.listeners, &listenerRuntime{cfg: lc, srv: srv})
 	}
+	p.metrics.Registry.MustRegister(admin.NewPoolCollector(p.poolStats))
 	return p, nil
+}
+
+// poolStats returns the pools of every PostgreSQL cluster, by cluster name.
+func (p *Proxy) poolStats() map[string][]pool.Stats {
+	out := make(map[string][]pool.Stats)
+	for name, cr := range p.clusters {
+		if cr.pgPools != nil {
+			out[name] = cr.pgPools.Stats()
+		}
+	}
+	return out
 }
 
 // Start probes every cluster once (so the first clients find a topology),
@@ -311,6 +350,9 @@ func (p *Proxy) stopBackground() {
 	}
 	for _, cr := range p.clusters {
 		cr.monitor.Close()
+		if cr.pgPools != nil {
+			cr.pgPools.Close()
+		}
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicedb/sluice/config"
+	"github.com/sluicedb/sluice/frontend/pg"
 
 	"github.com/sluicedb/sluice/topology"
 )
@@ -36,6 +38,23 @@ type ClusterStatus struct {
 	Held     string          `json:"writes_held,omitempty"`
 	Backends []BackendStatus `json:"backends"`
 	Failover FailoverStatus  `json:"failover"`
+	// Pools are the backend connection pools (PostgreSQL clusters), one
+	// entry per backend, user, database and connection profile.
+	Pools []PoolStatus `json:"pools,omitempty"`
+	// Pinned lists the client sessions pinned to a backend connection.
+	Pinned []pg.PinnedSession `json:"pinned_sessions,omitempty"`
+}
+
+// PoolStatus is one pool of backend connections.
+type PoolStatus struct {
+	Backend  string `json:"backend"`
+	User     string `json:"user"`
+	Database string `json:"database"`
+	Idle     int    `json:"idle"`
+	InUse    int    `json:"in_use"`
+	Waiting  int    `json:"waiting"`
+	Dials    uint64 `json:"dials"`
+	Timeouts uint64 `json:"checkout_timeouts"`
 }
 
 // FailoverStatus describes the fleet's decision on a cluster as this
@@ -124,6 +143,21 @@ func (p *Proxy) Status() Status {
 				bs.Received = formatPosition(cr.cfg.Protocol, b.Received)
 			}
 			cs.Backends = append(cs.Backends, bs)
+		}
+		if cr.pgPools != nil {
+			for _, ps := range cr.pgPools.Stats() {
+				cs.Pools = append(cs.Pools, PoolStatus{Backend: ps.Key.Addr, User: ps.Key.User, Database: ps.Key.Database,
+					Idle: ps.Idle, InUse: ps.InUse, Waiting: ps.Waiting, Dials: ps.Dials, Timeouts: ps.Timeouts})
+			}
+			slices.SortFunc(cs.Pools, func(a, b PoolStatus) int {
+				return strings.Compare(a.Backend+"\x00"+a.User+"\x00"+a.Database, b.Backend+"\x00"+b.User+"\x00"+b.Database)
+			})
+			for _, pin := range p.cancels.Pinned() {
+				if pin.Cluster == cr.name {
+					cs.Pinned = append(cs.Pinned, pin)
+				}
+			}
+			slices.SortFunc(cs.Pinned, func(a, b pg.PinnedSession) int { return int(a.PID) - int(b.PID) })
 		}
 		st.Clusters = append(st.Clusters, cs)
 	}

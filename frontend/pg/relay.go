@@ -13,18 +13,27 @@ import (
 	"github.com/sluicedb/sluice/topology"
 )
 
-// relay is the goroutine that copies bc's responses to the client, dropping
-// the responses to the proxy's own injected messages and tracking the
-// transaction status. It ends when bc is closed or fails.
-func (s *session) relay(bc *bconn) {
-	defer s.wg.Done()
+// relay is the goroutine that reads bc's responses for as long as bc is
+// open, whichever session it serves: it copies them to that session's
+// client, dropping the responses to the proxy's own injected messages and
+// tracking the transaction status, and under transaction pooling gives bc
+// back to its pool once the client's transaction is over.
+func (ps *Pools) relay(bc *bconn) {
+	defer ps.wg.Done()
 	for {
 		m, err := bc.rd.Next()
+		s := bc.lockOwner()
+		if s == nil {
+			if !ps.unowned(bc, m, err) {
+				return
+			}
+			continue
+		}
 		if err != nil {
+			s.mu.Unlock()
 			s.backendLost(bc, err)
 			return
 		}
-		s.mu.Lock()
 		drop, isZ := s.account(bc, m)
 		s.mu.Unlock()
 		flush := isZ || bc.rd.Buffered() == 0
@@ -37,14 +46,24 @@ func (s *session) relay(bc *bconn) {
 		s.writeClient(m.Raw, flush)
 		if isZ {
 			// Only now, with the ReadyForQuery on its way to the client,
-			// may the session send a batch to another backend: responses
-			// must reach the client in order.
+			// may the session send a batch to another backend (or bc go to
+			// another session): responses must reach the client in order.
 			s.mu.Lock()
-			bc.inflight--
-			bc.pending--
+			put := false
+			if bc.ownedBy(s) {
+				bc.inflight--
+				bc.pending--
+				if s.detachableLocked(bc) {
+					s.detachLocked(bc)
+					put = true
+				}
+			}
 			s.cond.Broadcast()
 			terminate := s.drain && s.idleLocked()
 			s.mu.Unlock()
+			if put {
+				bc.up.p.Put(bc.pconn)
+			}
 			if terminate {
 				s.terminate()
 			}
@@ -91,7 +110,7 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, visibleZ bool) {
 				s.lsnStale = false
 			}
 			if e.replay && bc.failed {
-				bc.setVersion = ^uint64(0) // replay again before the next batch
+				bc.stateSQL = stateUnknown // replay again before the next batch
 			}
 			bc.captured, bc.failed = false, false
 			s.cond.Broadcast()
@@ -221,20 +240,24 @@ func (s *session) backendLost(bc *bconn, err error) {
 	}
 	closing := s.closing
 	pinned := s.pinnedTo == bc
-	release := !bc.released
-	bc.released = true
+	owned := bc.ownedBy(s)
+	if owned {
+		s.detachLocked(bc)
+	}
 	s.cond.Broadcast()
 	s.mu.Unlock()
-	bc.pc.Close()
-	cl := s.srv.opts.Cluster
-	if release {
-		cl.Release(bc.idx)
-		s.srv.opts.Metrics.BackendConnections.WithLabelValues(cl.Name(), bc.addr).Dec()
+	bc.Close()
+	if owned {
+		bc.up.p.Discard(bc.pconn)
 	}
+	cl := s.srv.opts.Cluster
 	if closing {
 		return
 	}
 	expected := errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+	if w := bc.writeErr.Load(); w != nil {
+		err = fmt.Errorf("%w (after a failed write: %s)", err, *w)
+	}
 	s.srv.opts.Metrics.BackendErrors.WithLabelValues(cl.Name(), bc.addr).Inc()
 	s.srv.log.Warn("backend connection lost", "backend", bc.addr, "err", err, "in_transaction", inTx, "waiting", visible, "eof", expected)
 	if pinned {

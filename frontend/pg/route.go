@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/backends/pool"
 	"github.com/sluicedb/sluice/internal/pgwire"
 	"github.com/sluicedb/sluice/router"
 	"github.com/sluicedb/sluice/topology"
@@ -46,10 +47,11 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 			// everything (after responses from another backend are in).
 			if cur == nil || cur == p || cur.inflight == 0 {
 				s.cur = p
+				p.claimed = true
 				s.mu.Unlock()
 				return p, nil
 			}
-			for cur.inflight > 0 && !cur.dead && !s.closing {
+			for s.waitingOnLocked(cur) {
 				s.cond.Wait()
 			}
 			s.mu.Unlock()
@@ -64,7 +66,7 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 		if cur != nil && cur.inflight > 0 && s.fenced(cur) {
 			// Statements already sent to a writer the fleet has since
 			// replaced: let them finish (or fail) before deciding anything.
-			for cur.inflight > 0 && !cur.dead && !s.closing {
+			for s.waitingOnLocked(cur) {
 				s.cond.Wait()
 			}
 			s.mu.Unlock()
@@ -80,17 +82,21 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 			cur.pc.Close()
 			return nil, errTxLost
 		}
-		s.mu.Unlock()
 		if inTx {
+			cur.claimed = true
+			s.mu.Unlock()
 			return cur, nil
 		}
 		t := router.Decide(o.Route, cls, st)
+		if busy && cur.target == t {
+			cur.claimed = true
+			s.mu.Unlock()
+			return cur, nil
+		}
+		s.mu.Unlock()
 		if busy {
-			if cur.target == t {
-				return cur, nil
-			}
 			s.mu.Lock()
-			for cur.inflight > 0 && !cur.dead && !s.closing {
+			for s.waitingOnLocked(cur) {
 				s.cond.Wait()
 			}
 			s.mu.Unlock()
@@ -206,70 +212,118 @@ func (s *session) readerConn(ctx context.Context) (*bconn, error) {
 	return nil, errNoReader
 }
 
-// connTo returns the session's connection to backend idx, dialing one if
-// the session has none (or has one to a different address).
+// connTo returns the session's connection to backend idx, checking one out
+// of the pool if the session holds none (or holds one to a different
+// address). The connection is claimed for the batch the caller sends (see
+// detachableLocked).
 func (s *session) connTo(ctx context.Context, idx int, b topology.Backend, t router.Target) (*bconn, error) {
 	s.mu.Lock()
 	bc := s.conns[idx]
-	s.mu.Unlock()
-	if bc == nil || bc.addr != b.Addr {
-		dctx, cancel := s.withDeadline(ctx)
-		var err error
-		bc, err = s.dial(dctx, idx, b.Addr)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
+	if bc != nil && bc.addr == b.Addr && !bc.dead {
+		bc.claimed = true
+		s.mu.Unlock()
+		bc.target = t
+		return bc, nil
 	}
+	s.mu.Unlock()
+	var c *pool.Conn[*bconn]
+	var err error
+	if ctx == noDeadline {
+		c, err = s.checkout(context.Background(), b.Addr)
+	} else {
+		c, err = s.checkout(ctx, b.Addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	bc = c.Value()
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.up.p.Put(c)
+		return nil, errClosing
+	}
+	var retire *bconn
+	if old := s.conns[idx]; old != nil && old.ownedBy(s) {
+		// The backend at this position changed address (or the old
+		// connection died): let the old one go.
+		retire = old
+		s.detachLocked(old)
+	}
+	bc.setOwner(s, c)
+	bc.idx = idx
+	bc.claimed = true
+	bc.dead = false
+	s.conns[idx] = bc
+	s.mu.Unlock()
+	if retire != nil {
+		retire.up.p.Discard(retire.pconn)
+	}
+	s.srv.opts.Cluster.Acquire(idx)
 	bc.target = t
 	return bc, nil
 }
 
-// dial opens a backend connection for this session and starts its relay.
-func (s *session) dial(ctx context.Context, idx int, addr string) (*bconn, error) {
-	o := &s.srv.opts
-	cl := o.Cluster
-	pc, err := backends.DialPostgres(ctx, backends.PGDialConfig{
-		Addr:     addr,
-		User:     s.user,
-		Password: s.password,
-		Database: s.database,
-		Params:   s.params,
-		TLS:      o.BackendTLS,
-		Timeout:  o.ConnectTimeout,
-	})
-	m := s.srv.opts.Metrics
-	if err != nil {
-		m.BackendDials.WithLabelValues(cl.Name(), addr, "error").Inc()
-		return nil, err
+// waitingOnLocked reports whether the session must still wait for
+// responses on cur, its current connection, before using another one.
+// Called with s.mu held.
+func (s *session) waitingOnLocked(cur *bconn) bool {
+	return s.cur == cur && cur.inflight > 0 && !cur.dead && !s.closing
+}
+
+// detachableLocked reports whether bc, which s holds, may go back to the
+// pool now: under transaction pooling, once nothing is in flight on it, no
+// batch is being sent on it, no transaction is open on it and no session
+// state pins the session to it. Called with s.mu held.
+func (s *session) detachableLocked(bc *bconn) bool {
+	return s.txMode && !bc.claimed && !bc.dead && bc.inflight == 0 && bc.qh == len(bc.q) &&
+		s.pinnedTo != bc && !(s.cur == bc && s.txStatus != 'I') && bc.ownedBy(s)
+}
+
+// detachLocked takes bc away from s, which owns it; the caller then gives
+// it back to the pool (Put) or closes it (Discard). Called with s.mu held.
+func (s *session) detachLocked(bc *bconn) {
+	// Corrections learned by the relay about the statements on bc are
+	// applied now: the next session to use bc must see them.
+	for i := range s.fixups {
+		if f := &s.fixups[i]; f.bc == bc {
+			bc.prepared[f.name] = unknownStmt
+			f.bc = nil
+		}
 	}
-	m.BackendDials.WithLabelValues(cl.Name(), addr, "ok").Inc()
-	bc := &bconn{
-		idx:      idx,
-		addr:     addr,
-		pc:       pc,
-		rd:       pgwire.NewReader(pc.R, 1<<30),
-		params:   pc.Params,
-		prepared: make(map[string]*stmt),
+	if s.conns[bc.idx] == bc {
+		delete(s.conns, bc.idx)
+	}
+	if s.cur == bc {
+		s.cur = nil
+	}
+	bc.claimed = false
+	bc.q, bc.qh, bc.inflight, bc.pending = bc.q[:0], 0, 0, 0
+	bc.batchErr, bc.txTag, bc.fatal, bc.captured, bc.commitInFlight, bc.failed = false, 0, "", false, false, false
+	bc.setOwner(nil, nil)
+	s.srv.opts.Cluster.Release(bc.idx)
+}
+
+// settle ends the session's claim on bc once it is done writing to it (a
+// batch flushed, a login, a position capture), and gives bc back to the
+// pool if it may go; else the relay does when the responses are in.
+func (s *session) settle(bc *bconn) {
+	if bc == nil {
+		return
 	}
 	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		pc.Close()
-		return nil, errClosing
+	put := false
+	if bc.ownedBy(s) {
+		bc.claimed = false
+		if s.detachableLocked(bc) {
+			s.detachLocked(bc)
+			put = true
+		}
 	}
-	if old := s.conns[idx]; old != nil {
-		// The backend at this position changed address: retire the old
-		// connection (its relay cleans up).
-		old.pc.Close()
-	}
-	s.conns[idx] = bc
-	s.wg.Add(1)
 	s.mu.Unlock()
-	cl.Acquire(idx)
-	m.BackendConnections.WithLabelValues(cl.Name(), addr).Inc()
-	go s.relay(bc)
-	return bc, nil
+	if put {
+		bc.up.p.Put(bc.pconn)
+	}
 }
 
 // fetchWriterLSN asks the writer for its current WAL position and waits for
@@ -286,6 +340,7 @@ func (s *session) fetchWriterLSN(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	defer s.settle(w)
 	w.epoch = snap.Epoch
 	s.mu.Lock()
 	busy := w.inflight > 0
@@ -325,7 +380,7 @@ func (s *session) inject(bc *bconn, raw []byte, e expect) bool {
 		return false
 	}
 	if _, err := bc.pc.W.Write(raw); err != nil {
-		bc.pc.Close() // the relay goroutine reports the loss
+		bc.writeFailed(err) // the relay goroutine reports the loss
 	}
 	return true
 }
@@ -352,6 +407,10 @@ func (s *session) alive(bc *bconn) bool {
 }
 
 func asPgError(err error) (*pgconnError, bool) {
+	var pt *poolTimeoutError
+	if errors.As(err, &pt) {
+		return &pgconnError{Code: "53300", Message: pt.Error()}, true
+	}
 	pe, ok := backends.AsPgError(err)
 	if !ok {
 		return nil, false

@@ -50,8 +50,12 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 				return false
 			}
 		}
+		if len(name) > 0 && bc.prepared[unsafeString(name)] == nil && !s.evict(bc) {
+			return false
+		}
 		key := string(name)
 		bc.prepared[key] = st
+		bc.touch(st)
 		e, queued = expect{kind: '1', name: key, prev: prev, client: true}, true
 	case pgwire.MsgBind:
 		_, name, _ := pgwire.ParseBind(body)
@@ -91,7 +95,7 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 	}
 	if _, err := bc.pc.W.Write(raw); err != nil {
 		// The relay goroutine sees the failure and answers what was queued.
-		bc.pc.Close()
+		bc.writeFailed(err)
 	}
 	return true
 }
@@ -180,19 +184,15 @@ func (s *session) noteDeallocate(q []byte) {
 				name = strings.ToLower(name)
 			}
 		}
-		s.mu.Lock()
-		conns := make([]*bconn, 0, len(s.conns))
+		s.mu.Lock() // the connections the session holds cannot leave it meanwhile
 		for _, c := range s.conns {
-			conns = append(conns, c)
-		}
-		s.mu.Unlock()
-		for _, c := range conns {
 			for n := range c.prepared {
 				if n != "" && (all || n == name) {
 					c.prepared[n] = unknownStmt
 				}
 			}
 		}
+		s.mu.Unlock()
 		for n := range s.stmts {
 			if n != "" && (all || n == name) {
 				delete(s.stmts, n)
@@ -223,10 +223,23 @@ func (s *session) takeOps() []router.SessionOp {
 // was prepared on another backend.
 func (s *session) ensure(bc *bconn, name []byte, st *stmt) bool {
 	if st == nil {
-		return true // unknown to us: the backend answers as PostgreSQL would
+		// The client has no such statement: the backend must answer as
+		// PostgreSQL would (26000), even if this pooled connection has one
+		// of that name from another client.
+		if bc.prepared[unsafeString(name)] != nil {
+			return s.injectClose(bc, name)
+		}
+		return true
 	}
 	on := bc.prepared[unsafeString(name)]
 	if on == st {
+		bc.touch(st)
+		return true
+	}
+	if on != nil && on != unknownStmt && bytes.Equal(on.raw, st.raw) {
+		// Prepared by an earlier session that used this pooled
+		// connection: the very same statement.
+		bc.touch(on)
 		return true
 	}
 	if len(name) > 0 && on != nil {
@@ -234,12 +247,63 @@ func (s *session) ensure(bc *bconn, name []byte, st *stmt) bool {
 			return false
 		}
 	}
+	if !s.evict(bc) {
+		return false
+	}
 	key := string(name)
 	if !s.inject(bc, st.raw, expect{kind: '1', swallow: true, name: key}) {
 		return false
 	}
 	bc.prepared[key] = st
+	bc.touch(st)
 	return true
+}
+
+// maxPreparedPerConn bounds the named statements kept prepared on one
+// backend connection: under pooling, connections collect the statements of
+// every client they serve. The least recently used go first.
+const maxPreparedPerConn = 250
+
+// touch records that st, prepared on bc, was just used.
+func (bc *bconn) touch(st *stmt) {
+	if bc.used == nil {
+		bc.used = make(map[*stmt]uint64)
+	}
+	bc.tick++
+	bc.used[st] = bc.tick
+}
+
+// evict closes the least recently used named statement on bc when it holds
+// maxPreparedPerConn of them, to make room for one more.
+func (s *session) evict(bc *bconn) bool {
+	if len(bc.prepared) < maxPreparedPerConn {
+		return true
+	}
+	var victim string
+	var oldest uint64
+	found := false
+	for n, st := range bc.prepared {
+		if n == "" {
+			continue
+		}
+		if t := bc.used[st]; !found || t < oldest {
+			victim, oldest, found = n, t, true
+		}
+	}
+	if !found {
+		return true
+	}
+	if len(bc.used) > 2*maxPreparedPerConn {
+		// Forget the use times of statements no longer on bc.
+		live := make(map[*stmt]uint64, len(bc.prepared))
+		for _, st := range bc.prepared {
+			if t, ok := bc.used[st]; ok {
+				live[st] = t
+			}
+		}
+		bc.used = live
+	}
+	return s.injectClose(bc, []byte(victim))
 }
 
 func (s *session) injectClose(bc *bconn, name []byte) bool {
@@ -251,31 +315,34 @@ func (s *session) injectClose(bc *bconn, name []byte) bool {
 	return true
 }
 
+// stateUnknown marks a connection whose session state is uncertain (a
+// replay failed): it never equals a session's stateSQL.
+const stateUnknown = "\x00unknown"
+
 // replay brings bc's session state (SET …) up to date with the session's,
 // with an invisible RESET ALL followed by the tracked settings. It is called
 // once per batch, before the batch's first message (never in the middle of
-// an extended-protocol batch).
+// an extended-protocol batch). A pooled connection keeps the state of the
+// last session it served; nothing is sent when that is the same.
 func (s *session) replay(bc *bconn) bool {
 	s.mu.Lock()
-	v := s.setVersion
-	if bc.setVersion == v {
+	want := s.stateSQL
+	if bc.stateSQL == want {
 		s.mu.Unlock()
 		return true
 	}
-	var sb strings.Builder
-	sb.WriteString("RESET ALL")
-	for _, st := range s.sets {
-		sb.WriteString(";")
-		sb.WriteString(st.text)
-	}
 	s.mu.Unlock()
-	s.scratch = pgwire.AppendQuery(s.scratch[:0], sb.String())
+	q := want
+	if q == "" {
+		q = "RESET ALL"
+	}
+	s.scratch = pgwire.AppendQuery(s.scratch[:0], q)
 	if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, replay: true}) {
 		return false
 	}
 	delete(bc.prepared, "") // a Query destroys the unnamed statement
 	s.mu.Lock()
-	bc.setVersion = v
+	bc.stateSQL = want
 	s.mu.Unlock()
 	return true
 }
@@ -283,7 +350,7 @@ func (s *session) replay(bc *bconn) bool {
 // applyOps records successful session-state changes made on bc. Called with
 // s.mu held.
 func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
-	upToDate := bc.setVersion == s.setVersion
+	upToDate := bc.stateSQL == s.stateSQL
 	for _, op := range ops {
 		switch op.Kind {
 		case router.SessionResetAll:
@@ -294,9 +361,18 @@ func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
 			s.sets = append(removeSetting(s.sets, op.Name), setting{name: op.Name, text: op.Text})
 		}
 	}
-	s.setVersion++
+	s.stateSQL = ""
+	if len(s.sets) > 0 {
+		var sb strings.Builder
+		sb.WriteString("RESET ALL")
+		for _, st := range s.sets {
+			sb.WriteString(";")
+			sb.WriteString(st.text)
+		}
+		s.stateSQL = sb.String()
+	}
 	if upToDate {
-		bc.setVersion = s.setVersion
+		bc.stateSQL = s.stateSQL
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/sluicedb/sluice/admin"
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/frontend/serve"
+	"github.com/sluicedb/sluice/internal/bufpool"
 	"github.com/sluicedb/sluice/router"
 )
 
@@ -60,6 +61,11 @@ type Options struct {
 	// StartupTimeout bounds a client's TLS negotiation, startup and
 	// authentication (default 10s).
 	StartupTimeout time.Duration
+	// Pools are the cluster's backend connection pools. Share one among
+	// all PostgreSQL listeners of a cluster so that they share its
+	// connections. Nil makes a private one with session pooling and no
+	// limits, closed by Shutdown.
+	Pools *Pools
 	// Cancels maps the keys handed to clients to sessions. Share one
 	// registry among all PostgreSQL listeners of a process so that a
 	// CancelRequest may arrive on any of them. Nil makes a private one.
@@ -78,7 +84,9 @@ type Server struct {
 
 	statWriter, statReader, rywFallbacks prometheus.Counter
 
-	life serve.Lifecycle
+	life         serve.Lifecycle
+	privatePools bool
+	bufs         *bufpool.Pool // client read and write buffers, borrowed while in use
 }
 
 // NewServer returns a Server for o. It does not listen yet.
@@ -107,7 +115,14 @@ func NewServer(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	private := o.Pools == nil
+	if private {
+		o.Pools = NewPools(PoolsOptions{Cluster: o.Cluster, Password: o.Password, BackendTLS: o.BackendTLS,
+			ConnectTimeout: o.ConnectTimeout, Metrics: o.Metrics, Logger: o.Logger})
+	}
 	s := &Server{
+		privatePools: private,
+		bufs:         bufpool.New(bufpool.Size16K),
 		opts:         o,
 		log:          o.Logger.With("listener", o.Name),
 		statWriter:   o.Metrics.Statements.WithLabelValues(o.Name, "writer"),
@@ -134,4 +149,10 @@ func (s *Server) Serve(ln net.Listener) error { return s.life.Serve(ln) }
 // Shutdown stops accepting, lets sessions finish their current work until
 // ctx ends, then closes the remaining client connections. It waits for every
 // goroutine the server started.
-func (s *Server) Shutdown(ctx context.Context) error { return s.life.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.life.Shutdown(ctx)
+	if s.privatePools {
+		s.opts.Pools.Close()
+	}
+	return err
+}

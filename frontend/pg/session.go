@@ -1,16 +1,17 @@
 package pg
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/backends/pool"
 	"github.com/sluicedb/sluice/internal/pgwire"
 	"github.com/sluicedb/sluice/router"
 )
@@ -62,21 +63,40 @@ type fixup struct {
 	client bool
 }
 
-// bconn is one backend connection of a session.
+// bconn is one pooled backend connection, serving one session at a time.
 type bconn struct {
-	idx    int
+	up     *userPool
 	addr   string
 	pc     *backends.PGConn
 	rd     *pgwire.Reader
 	params map[string]string
 
-	// Owned by the session goroutine.
-	prepared   map[string]*stmt // statements prepared on this connection, by name
-	setVersion uint64           // the session-state version this connection has applied
-	target     router.Target
-	epoch      uint64 // topology epoch under which it was last confirmed as the writer
+	closeOnce sync.Once
+	writeErr  atomic.Pointer[string] // why the proxy closed it after a failed write
 
-	// Guarded by session.mu.
+	// Guarded by ownMu; changed only with the owner's mu held too (see
+	// lockOwner).
+	ownMu        sync.Mutex
+	owner        *session           // the session it serves; nil while idle or being reset
+	pconn        *pool.Conn[*bconn] // its pool handle, set at checkout
+	resetting    bool               // the reset query is running: back to the pool at its ReadyForQuery
+	resetFailed  bool               // the reset query failed: close instead
+	resetSending bool               // reset is still writing the reset query: it gives bc back when done
+	broken       bool               // it failed or spoke while idle: the pool must not hand it out
+
+	// Owned by the session that holds it (its goroutine while the
+	// connection is claimed; else under its mu). The statement records
+	// may belong to earlier sessions: they are compared by content.
+	prepared map[string]*stmt // statements prepared on this connection, by name
+	used     map[*stmt]uint64 // when each was last used (tick), for LRU eviction
+	tick     uint64
+	stateSQL string // the session state applied on it (see session.stateSQL); "" as opened
+	target   router.Target
+	epoch    uint64 // topology epoch under which it was last confirmed as the writer
+	idx      int    // the backend's index in the cluster while attached
+
+	// Guarded by the owner's mu.
+	claimed  bool // the session is sending (or about to send) a batch on it: keep it
 	q        []expect
 	qh       int
 	inflight int  // ReadyForQuery messages still to come (including swallowed ones)
@@ -84,13 +104,27 @@ type bconn struct {
 	batchErr bool // an ErrorResponse arrived since the last ReadyForQuery
 	txTag    byte // 'c' after CommandComplete COMMIT, 'r' after ROLLBACK, since the last ReadyForQuery
 	dead     bool
-	released bool
 	fatal    string // a FATAL error the backend sent before closing
 	captured bool   // the running capture query returned its row
 	// commitInFlight: a batch with COMMIT was sent and its ReadyForQuery
 	// has not arrived: if the connection dies now, the outcome is unknown.
 	commitInFlight bool
 	failed         bool // the running injected query failed
+}
+
+// writeFailed closes bc after a failed write, recording why for the relay
+// goroutine, which reports the loss.
+func (bc *bconn) writeFailed(err error) {
+	msg := err.Error()
+	bc.writeErr.Store(&msg)
+	bc.pc.Close()
+}
+
+// ownedBy reports whether bc serves s.
+func (bc *bconn) ownedBy(s *session) bool {
+	bc.ownMu.Lock()
+	defer bc.ownMu.Unlock()
+	return bc.owner == s
 }
 
 func (b *bconn) push(e expect) {
@@ -120,6 +154,13 @@ func (b *bconn) pop() expect {
 	return e
 }
 
+// msgReader reads the client's messages: pgwire.Reader during startup,
+// then a pgwire.ConnReader, which holds no buffer while the client is idle.
+type msgReader interface {
+	Next() (pgwire.Message, error)
+	Buffered() int
+}
+
 // setting is one tracked session variable.
 type setting struct{ name, text string }
 
@@ -127,15 +168,18 @@ type setting struct{ name, text string }
 type session struct {
 	srv      *Server
 	conn     net.Conn
-	cr       *pgwire.Reader
+	cr       msgReader
 	user     string
 	database string
 	password string
 	params   map[string]string // startup parameters forwarded to backends
+	profile  string            // params encoded: the pool key's profile
+	up       *userPool
+	txMode   bool // transaction pooling: backend connections are held only for a transaction
 	pid, key uint32
 
 	cwMu       sync.Mutex
-	cw         *bufio.Writer
+	cw         clientWriter
 	clientDead bool
 
 	// Owned by the session goroutine.
@@ -158,7 +202,7 @@ type session struct {
 	txStatus     byte
 	pinned       router.PinReason
 	sets         []setting
-	setVersion   uint64
+	stateSQL     string // replays sets on a fresh connection; "" when there are none
 	txSetOps     []router.SessionOp
 	lastWriteLSN uint64
 	lsnStale     bool      // the session wrote since its last LSN capture: capture before the next replica read
@@ -171,7 +215,6 @@ type session struct {
 	closing      bool
 	drain        bool
 
-	wg        sync.WaitGroup
 	closeOnce sync.Once
 	release   func() // gives back the client's place in the cluster (max_client_conns)
 }
@@ -184,12 +227,12 @@ type span struct {
 	classified bool
 }
 
-func newSession(srv *Server, conn net.Conn, rd *pgwire.Reader, user, database, password string, startup map[string]string) *session {
+func newSession(srv *Server, up *userPool, conn net.Conn, rd msgReader, user, database, password string, startup map[string]string) *session {
 	s := &session{
 		srv:       srv,
 		conn:      conn,
 		cr:        rd,
-		cw:        bufio.NewWriterSize(conn, 16<<10),
+		cw:        clientWriter{conn: conn, pool: srv.bufs},
 		user:      user,
 		database:  database,
 		password:  password,
@@ -198,6 +241,8 @@ func newSession(srv *Server, conn net.Conn, rd *pgwire.Reader, user, database, p
 		conns:     make(map[int]*bconn),
 		txStatus:  'I',
 		readerIdx: -1,
+		up:        up,
+		txMode:    up.cfg.Transaction,
 	}
 	s.cond = sync.NewCond(&s.mu)
 	for k, v := range startup {
@@ -207,6 +252,7 @@ func newSession(srv *Server, conn net.Conn, rd *pgwire.Reader, user, database, p
 			s.params[k] = v
 		}
 	}
+	s.profile = profileOf(s.params)
 	s.pid, s.key = srv.opts.Cancels.register(s)
 	return s
 }
@@ -236,6 +282,9 @@ func (s *session) Run() {
 	for {
 		if s.dirty != nil && s.cr.Buffered() == 0 {
 			s.flushBackend(s.dirty)
+			if s.dirty != s.locked {
+				s.settle(s.dirty) // COPY data: the claim ends with the flush
+			}
 			s.dirty = nil
 		}
 		m, err := s.cr.Next()
@@ -319,6 +368,9 @@ func (s *session) statement(m pgwire.Message) bool {
 	s.mu.Unlock()
 	if skip {
 		// The fixed route (after a Flush) ended with the error.
+		if s.locked != nil {
+			s.settle(s.locked)
+		}
 		s.locked, s.lockedCls = nil, router.Class{}
 		if m.Type == pgwire.MsgSync {
 			s.writeClient(pgwire.AppendReadyForQuery(nil, status), true)
@@ -373,7 +425,9 @@ func (s *session) statement(m pgwire.Message) bool {
 // Called by the session goroutine with s.mu held.
 func (s *session) applyFixupsLocked() {
 	for _, f := range s.fixups {
-		f.bc.prepared[f.name] = unknownStmt
+		if f.bc != nil { // nil: applied when the connection was detached
+			f.bc.prepared[f.name] = unknownStmt
+		}
 		if f.client {
 			if f.prev == nil {
 				delete(s.stmts, f.name)
@@ -513,6 +567,9 @@ func (s *session) current() (*bconn, error) {
 	if bc != nil && bc.dead {
 		bc = nil
 	}
+	if bc != nil {
+		bc.claimed = true
+	}
 	s.mu.Unlock()
 	if bc != nil {
 		return bc, nil
@@ -602,6 +659,7 @@ func (s *session) endBatch(bc *bconn, cls router.Class) {
 	if s.dirty == bc {
 		s.dirty = nil
 	}
+	s.settle(bc)
 }
 
 // copyMessage forwards CopyData/CopyDone/CopyFail to the backend that is in
@@ -612,18 +670,23 @@ func (s *session) copyMessage(m pgwire.Message) {
 	if bc != nil && (bc.dead || bc.inflight == 0) {
 		bc = nil
 	}
+	if bc != nil {
+		bc.claimed = true // until flushed
+	}
 	s.mu.Unlock()
 	if bc == nil {
 		return
 	}
 	if _, err := bc.pc.W.Write(m.Raw); err != nil {
-		bc.pc.Close()
+		bc.writeFailed(err)
+		s.settle(bc)
 		return
 	}
 	if m.Type == pgwire.MsgCopyData {
 		s.dirty = bc
 	} else {
 		s.flushBackend(bc)
+		s.settle(bc)
 	}
 }
 
@@ -653,11 +716,7 @@ func (s *session) writeClient(b []byte, flush bool) {
 	if s.clientDead {
 		return
 	}
-	_, err := s.cw.Write(b)
-	if err == nil && flush {
-		err = s.cw.Flush()
-	}
-	if err != nil {
+	if err := s.cw.write(b, flush); err != nil {
 		s.clientDead = true
 		s.conn.Close()
 	}
@@ -670,7 +729,7 @@ func (s *session) fatal(code, msg string) {
 
 func (s *session) flushBackend(bc *bconn) {
 	if err := bc.pc.W.Flush(); err != nil {
-		bc.pc.Close() // the relay goroutine reports the loss
+		bc.writeFailed(err) // the relay goroutine reports the loss
 	}
 }
 
@@ -713,34 +772,53 @@ func (s *session) terminate() {
 	s.conn.Close()
 }
 
-// Close ends the session: the client connection, every backend connection
-// (politely, with Terminate) and their relay goroutines.
+// Close ends the session: the client connection, and the backend
+// connections it holds: connections that are idle and clean go back to
+// their pool (reset with DISCARD ALL under session pooling), the others
+// (in a transaction, busy, pinned by session state) are closed.
 func (s *session) Close() {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closing = true
-		conns := make([]*bconn, 0, len(s.conns))
+		var keep, drop []*bconn
 		for _, bc := range s.conns {
-			conns = append(conns, bc)
+			if !bc.ownedBy(s) {
+				continue
+			}
+			clean := !bc.claimed && !bc.dead && bc.inflight == 0 && bc.qh == len(bc.q) &&
+				s.pinnedTo != bc && !(s.cur == bc && s.txStatus != 'I')
+			s.detachLocked(bc)
+			if clean {
+				keep = append(keep, bc)
+			} else {
+				drop = append(drop, bc)
+			}
 		}
 		s.mu.Unlock()
 		s.cond.Broadcast()
+		for _, bc := range drop {
+			bc.Close()
+			bc.up.p.Discard(bc.pconn)
+		}
+		for _, bc := range keep {
+			if s.txMode {
+				// Its state is tracked: the next session replays its own.
+				bc.up.p.Put(bc.pconn)
+			} else {
+				bc.reset()
+			}
+		}
 		// A client that stopped reading must not block the close: bound
 		// the last flush, then close.
 		s.conn.SetWriteDeadline(time.Now().Add(time.Second))
 		s.cwMu.Lock()
-		s.cw.Flush()
+		s.cw.flush()
 		s.clientDead = true
 		s.cwMu.Unlock()
 		s.conn.Close()
-		for _, bc := range conns {
-			// Written straight to the socket (not through the session
-			// goroutine's buffer, which it may be using right now).
-			bc.pc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-			bc.pc.Conn.Write([]byte{pgwire.MsgTerminate, 0, 0, 0, 4})
-			bc.pc.Close()
+		if r, ok := s.cr.(*pgwire.ConnReader); ok {
+			r.Release()
 		}
-		s.wg.Wait()
 		if s.release != nil {
 			s.release()
 		}

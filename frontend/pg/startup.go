@@ -195,13 +195,25 @@ func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadl
 		return nil, serve.ErrHandled
 	}
 
+	up, err := s.opts.Pools.forUser(user)
+	if err != nil {
+		fatal(conn, "57P03", err.Error())
+		return nil, serve.ErrHandled
+	}
 	release, err := s.opts.Cluster.AdmitClient(user)
 	if err != nil {
 		fatal(conn, "53300", "sorry, too many clients already: "+err.Error())
 		return nil, serve.ErrHandled
 	}
-	rd.SetMaxMessageSize(s.opts.MaxMessageSize)
-	sess := newSession(s, conn, rd, user, database, password, params)
+	var srd msgReader = rd
+	if rd.Buffered() == 0 {
+		// Nothing pipelined behind the login: from here on read without a
+		// buffer of the session's own while the client is idle.
+		srd = pgwire.NewConnReader(conn, s.bufs, s.opts.MaxMessageSize)
+	} else {
+		rd.SetMaxMessageSize(s.opts.MaxMessageSize)
+	}
+	sess := newSession(s, up, conn, srd, user, database, password, params)
 	sess.release = release
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -228,6 +240,7 @@ func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadl
 	for k, v := range home.params {
 		out = pgwire.AppendParameterStatus(out, k, v)
 	}
+	sess.settle(home) // under transaction pooling it goes back until the first statement
 	out = pgwire.AppendBackendKeyData(out, sess.pid, sess.key)
 	out = pgwire.AppendReadyForQuery(out, 'I')
 	if _, err := conn.Write(out); err != nil {
