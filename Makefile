@@ -29,7 +29,15 @@ demo:
 	$(GO) run ./cmd/sluice demo --config config.yaml
 
 bench: build
-	bash scripts/bench.sh && bash scripts/bench-mysql.sh
+	bash scripts/bench.sh && bash scripts/bench-mysql.sh && $(MAKE) --no-print-directory bench-pool
+
+# Connection pooling, Sluice (transaction mode) vs PgBouncer: pgbench TPS at
+# 64 and 500 clients, proxy RSS per idle connection (10,000 of them) and
+# connect latency. Results go to bench/results/pool-<date>.md; knobs
+# (POOL_DURATION, POOL_CLIENTS, POOL_MODE, ...) at the head of the script.
+.PHONY: bench-pool
+bench-pool: build
+	bash scripts/bench-pool.sh
 
 # Failover under load: RUNS kills of the primary per protocol behind a fleet
 # of three Sluice instances (see bench/failover/main.go). Results go to
