@@ -82,7 +82,7 @@ func (vc *verifierCache) mock(user string) *pgauth.Verifier {
 // authenticate runs the listener's authentication method. It reports false
 // for bad credentials (the caller answers 28P01); errors are I/O or protocol
 // failures that were already answered when possible.
-func (s *Server) authenticate(conn net.Conn, rd *pgwire.Reader, isTLS bool, user, password string, known bool) (bool, error) {
+func (s *Server) authenticate(conn net.Conn, rd *pgwire.ConnReader, isTLS bool, user, password string, known bool) (bool, error) {
 	switch s.opts.Auth {
 	case "md5":
 		salt, err := pgauth.MD5Salt(rand.Reader)
@@ -126,7 +126,7 @@ func (s *Server) authenticate(conn net.Conn, rd *pgwire.Reader, isTLS bool, user
 	}
 }
 
-func (s *Server) authSCRAM(conn net.Conn, rd *pgwire.Reader, user, password string, known bool) (bool, error) {
+func (s *Server) authSCRAM(conn net.Conn, rd *pgwire.ConnReader, user, password string, known bool) (bool, error) {
 	var v *pgauth.Verifier
 	if known {
 		var err error
@@ -177,7 +177,7 @@ func (s *Server) authSCRAM(conn net.Conn, rd *pgwire.Reader, user, password stri
 
 // readPassword reads the next client message, which must be a
 // PasswordMessage-family ('p') message, and returns its body.
-func (s *Server) readPassword(conn net.Conn, rd *pgwire.Reader) ([]byte, error) {
+func (s *Server) readPassword(conn net.Conn, rd *pgwire.ConnReader) ([]byte, error) {
 	m, err := rd.Next()
 	if err != nil {
 		return nil, err

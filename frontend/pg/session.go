@@ -154,13 +154,6 @@ func (b *bconn) pop() expect {
 	return e
 }
 
-// msgReader reads the client's messages: pgwire.Reader during startup,
-// then a pgwire.ConnReader, which holds no buffer while the client is idle.
-type msgReader interface {
-	Next() (pgwire.Message, error)
-	Buffered() int
-}
-
 // setting is one tracked session variable.
 type setting struct{ name, text string }
 
@@ -168,7 +161,7 @@ type setting struct{ name, text string }
 type session struct {
 	srv      *Server
 	conn     net.Conn
-	cr       msgReader
+	cr       *pgwire.ConnReader // holds no buffer while the client is idle
 	user     string
 	database string
 	password string
@@ -227,7 +220,7 @@ type span struct {
 	classified bool
 }
 
-func newSession(srv *Server, up *userPool, conn net.Conn, rd msgReader, user, database, password string, startup map[string]string) *session {
+func newSession(srv *Server, up *userPool, conn net.Conn, rd *pgwire.ConnReader, user, database, password string, startup map[string]string) *session {
 	s := &session{
 		srv:       srv,
 		conn:      conn,
@@ -816,9 +809,7 @@ func (s *session) Close() {
 		s.clientDead = true
 		s.cwMu.Unlock()
 		s.conn.Close()
-		if r, ok := s.cr.(*pgwire.ConnReader); ok {
-			r.Release()
-		}
+		s.cr.Release()
 		if s.release != nil {
 			s.release()
 		}

@@ -1,7 +1,6 @@
 package pg
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -145,8 +144,15 @@ func fatal(c net.Conn, code, msg string) error {
 // login handles a StartupMessage: protocol negotiation, authentication, the
 // first backend connection, and the messages that end the startup phase.
 func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadline time.Time) (*session, error) {
-	br := bufio.NewReaderSize(conn, 4096)
-	rd := pgwire.NewReader(br, 16<<10)
+	// Read without a buffer of the connection's own while the client is
+	// silent, from the login on (startup messages are small).
+	rd := pgwire.NewConnReader(conn, s.bufs, 16<<10)
+	var sess *session
+	defer func() {
+		if sess == nil {
+			rd.Release() // the login failed: give its buffers back
+		}
+	}()
 	var out []byte
 
 	// Protocol 3.x minor versions above 0 and _pq_ options: tell the client
@@ -205,15 +211,8 @@ func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadl
 		fatal(conn, "53300", "sorry, too many clients already: "+err.Error())
 		return nil, serve.ErrHandled
 	}
-	var srd msgReader = rd
-	if rd.Buffered() == 0 {
-		// Nothing pipelined behind the login: from here on read without a
-		// buffer of the session's own while the client is idle.
-		srd = pgwire.NewConnReader(conn, s.bufs, s.opts.MaxMessageSize)
-	} else {
-		rd.SetMaxMessageSize(s.opts.MaxMessageSize)
-	}
-	sess := newSession(s, up, conn, srd, user, database, password, params)
+	rd.SetMaxMessageSize(s.opts.MaxMessageSize)
+	sess = newSession(s, up, conn, rd, user, database, password, params)
 	sess.release = release
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()

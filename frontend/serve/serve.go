@@ -107,13 +107,20 @@ func (l *Lifecycle) Serve(ln net.Listener) error {
 	}
 }
 
-// handle runs one client connection from startup to the end of its session.
+// handle runs one client connection's startup, then hands the session to
+// a goroutine of its own: the startup's deep stack (authentication, a
+// backend dial) is not kept for the whole life of an idle session.
 func (l *Lifecycle) handle(c net.Conn) {
 	m := l.Metrics
 	m.ClientConnsTotal.WithLabelValues(l.Name).Inc()
 	m.ClientConnections.WithLabelValues(l.Name).Inc()
-	defer m.ClientConnections.WithLabelValues(l.Name).Dec()
-	defer c.Close()
+	ran := false
+	defer func() {
+		if !ran {
+			c.Close()
+			m.ClientConnections.WithLabelValues(l.Name).Dec()
+		}
+	}()
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 		tc.SetKeepAlive(true)
@@ -139,11 +146,18 @@ func (l *Lifecycle) handle(c net.Conn) {
 		return
 	}
 	l.sessions[sess] = struct{}{}
+	l.wg.Add(1)
 	l.mu.Unlock()
-	sess.Run()
-	l.mu.Lock()
-	delete(l.sessions, sess)
-	l.mu.Unlock()
+	ran = true
+	go func() {
+		defer l.wg.Done()
+		defer m.ClientConnections.WithLabelValues(l.Name).Dec()
+		defer c.Close()
+		sess.Run()
+		l.mu.Lock()
+		delete(l.sessions, sess)
+		l.mu.Unlock()
+	}()
 }
 
 // Shutdown stops accepting, asks sessions to end when idle, waits for them
