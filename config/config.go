@@ -275,7 +275,8 @@ type Pool struct {
 	// one, and then returned). For a user, default "": the cluster's.
 	Mode string `mapstructure:"mode"`
 	// MaxServerConns caps the backend connections of each pool, one pool
-	// per (backend, user, database). Default 0: no limit in session mode,
+	// per (backend, user, database, client startup parameters). Default 0:
+	// no limit in session mode,
 	// 20 in transaction mode. For a user, 0 means the cluster's.
 	MaxServerConns int `mapstructure:"max_server_conns"`
 	// MinIdle is how many idle backend connections each pool keeps open;

@@ -341,12 +341,10 @@ func (bc *bconn) resetDone() {
 // that the next client finds it as a fresh one.
 var resetQuery = pgwire.AppendQuery(nil, "DISCARD ALL")
 
-// reset sends the reset query on bc, which no session owns any more; the
-// relay returns bc to its pool when the answer is in.
+// reset sends the reset query on bc, which no session owns any more and
+// whose resetting and resetSending the caller set when it let bc go; bc
+// goes back to its pool once the query is both written and answered.
 func (bc *bconn) reset() {
-	bc.ownMu.Lock()
-	bc.resetting, bc.resetSending = true, true
-	bc.ownMu.Unlock()
 	bc.pc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_, err := bc.pc.W.Write(resetQuery)
 	if err == nil {

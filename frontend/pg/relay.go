@@ -30,8 +30,7 @@ func (ps *Pools) relay(bc *bconn) {
 			continue
 		}
 		if err != nil {
-			s.mu.Unlock()
-			s.backendLost(bc, err)
+			s.backendLost(bc, err) // with s.mu held: bc cannot change hands first
 			return
 		}
 		drop, isZ := s.account(bc, m)
@@ -211,10 +210,10 @@ func isFatal(body []byte) bool {
 	return bytes.Equal(sev, []byte("FATAL")) || bytes.Equal(sev, []byte("PANIC"))
 }
 
-// backendLost cleans up after a backend connection failed or was closed, and
-// answers whatever the client was still waiting for from it.
+// backendLost cleans up after a backend connection that s owns failed or
+// was closed, and answers whatever the client was still waiting for from
+// it. Called with s.mu held; it unlocks it.
 func (s *session) backendLost(bc *bconn, err error) {
-	s.mu.Lock()
 	if s.conns[bc.idx] == bc {
 		delete(s.conns, bc.idx)
 	}

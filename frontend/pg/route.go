@@ -36,10 +36,12 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 			cur = nil
 		}
 		if p := s.pinnedTo; p != nil && !p.dead && s.fenced(p) {
+			reason := s.pinned
+			drop := s.dropLocked(p)
 			s.mu.Unlock()
-			s.fatal("08006", fmt.Sprintf("the writer changed (failover): %s is no longer the writer and the session state (%s) held there cannot be moved", p.addr, s.pinnedReason()))
+			s.fatal("08006", fmt.Sprintf("the writer changed (failover): %s is no longer the writer and the session state (%s) held there cannot be moved", p.addr, reason))
 			s.conn.Close()
-			p.pc.Close()
+			drop()
 			return nil, errClosing
 		}
 		if p := s.pinnedTo; p != nil && !p.dead {
@@ -78,8 +80,9 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 			s.cur, s.txStatus, s.txSetOps = nil, 'I', nil
 			s.txLost = fmt.Sprintf("the writer changed (failover): %s is no longer the writer; the open transaction was rolled back", cur.addr)
 			s.txLostSent = false
+			drop := s.dropLocked(cur)
 			s.mu.Unlock()
-			cur.pc.Close()
+			drop()
 			return nil, errTxLost
 		}
 		if inTx {
@@ -243,14 +246,27 @@ func (s *session) connTo(ctx context.Context, idx int, b topology.Backend, t rou
 		s.up.p.Put(c)
 		return nil, errClosing
 	}
+	bc.ownMu.Lock()
+	broken := bc.broken
+	if !broken {
+		bc.owner, bc.pconn = s, c
+	}
+	bc.ownMu.Unlock()
+	if broken {
+		// It failed between the pool's health check and now: its relay
+		// has stopped. Take another.
+		s.mu.Unlock()
+		bc.Close()
+		s.up.p.Discard(c)
+		return s.connTo(ctx, idx, b, t)
+	}
 	var retire *bconn
-	if old := s.conns[idx]; old != nil && old.ownedBy(s) {
+	if old := s.conns[idx]; old != nil && old != bc && old.ownedBy(s) {
 		// The backend at this position changed address (or the old
 		// connection died): let the old one go.
 		retire = old
 		s.detachLocked(old)
 	}
-	bc.setOwner(s, c)
 	bc.idx = idx
 	bc.claimed = true
 	bc.dead = false
@@ -287,7 +303,9 @@ func (s *session) detachLocked(bc *bconn) {
 	// applied now: the next session to use bc must see them.
 	for i := range s.fixups {
 		if f := &s.fixups[i]; f.bc == bc {
-			bc.prepared[f.name] = unknownStmt
+			if !bc.claimed { // else the session goroutine may be using the map: bc is being closed anyway
+				bc.prepared[f.name] = unknownStmt
+			}
 			f.bc = nil
 		}
 	}
@@ -302,6 +320,22 @@ func (s *session) detachLocked(bc *bconn) {
 	bc.batchErr, bc.txTag, bc.fatal, bc.captured, bc.commitInFlight, bc.failed = false, 0, "", false, false, false
 	bc.setOwner(nil, nil)
 	s.srv.opts.Cluster.Release(bc.idx)
+}
+
+// dropLocked marks bc, which s holds, dead and detaches it; the returned
+// function closes it and frees its pool slot (call it without s.mu).
+func (s *session) dropLocked(bc *bconn) func() {
+	bc.dead = true
+	owned := bc.ownedBy(s)
+	if owned {
+		s.detachLocked(bc)
+	}
+	return func() {
+		bc.Close()
+		if owned {
+			bc.up.p.Discard(bc.pconn)
+		}
+	}
 }
 
 // settle ends the session's claim on bc once it is done writing to it (a

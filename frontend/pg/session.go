@@ -271,7 +271,10 @@ func (s *session) connectHome(ctx context.Context) (*bconn, error) {
 // Run is the session goroutine: it reads client messages until the client
 // leaves or the session is closed.
 func (s *session) Run() {
-	defer s.Close()
+	defer func() {
+		s.Close()
+		s.cr.Release() // here, on the goroutine that reads with it
+	}()
 	for {
 		if s.dirty != nil && s.cr.Buffered() == 0 {
 			s.flushBackend(s.dirty)
@@ -672,6 +675,9 @@ func (s *session) copyMessage(m pgwire.Message) {
 	}
 	if _, err := bc.pc.W.Write(m.Raw); err != nil {
 		bc.writeFailed(err)
+		if s.dirty == bc {
+			s.dirty = nil
+		}
 		s.settle(bc)
 		return
 	}
@@ -679,6 +685,9 @@ func (s *session) copyMessage(m pgwire.Message) {
 		s.dirty = bc
 	} else {
 		s.flushBackend(bc)
+		if s.dirty == bc {
+			s.dirty = nil
+		}
 		s.settle(bc)
 	}
 }
@@ -782,8 +791,16 @@ func (s *session) Close() {
 				s.pinnedTo != bc && !(s.cur == bc && s.txStatus != 'I')
 			s.detachLocked(bc)
 			if clean {
+				if !s.txMode {
+					// From now on the relay treats what comes as the
+					// reset's answer (or the end of the connection).
+					bc.ownMu.Lock()
+					bc.resetting, bc.resetSending = true, true
+					bc.ownMu.Unlock()
+				}
 				keep = append(keep, bc)
 			} else {
+				bc.dead = true
 				drop = append(drop, bc)
 			}
 		}
@@ -809,7 +826,6 @@ func (s *session) Close() {
 		s.clientDead = true
 		s.cwMu.Unlock()
 		s.conn.Close()
-		s.cr.Release()
 		if s.release != nil {
 			s.release()
 		}
