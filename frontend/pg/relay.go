@@ -137,8 +137,12 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, visibleZ bool) {
 		// Parses that failed or were skipped did not create their statement.
 		for f := bc.front(); f != nil && f.kind != 'Z'; f = bc.front() {
 			e := bc.pop()
-			if e.kind == '1' {
+			switch {
+			case e.kind == '1':
 				s.fixups = append(s.fixups, fixup{bc: bc, name: e.name, prev: e.prev, client: e.client})
+			case e.kind == '3' && e.stmtClose:
+				// A skipped Close left the statement on the backend.
+				s.fixups = append(s.fixups, fixup{bc: bc, name: e.name})
 			}
 		}
 	case pgwire.MsgCommandComplete:

@@ -292,7 +292,7 @@ func (s *session) waitingOnLocked(cur *bconn) bool {
 // batch is being sent on it, no transaction is open on it and no session
 // state pins the session to it. Called with s.mu held.
 func (s *session) detachableLocked(bc *bconn) bool {
-	return s.txMode && !bc.claimed && !bc.dead && bc.inflight == 0 && bc.qh == len(bc.q) &&
+	return s.txMode && !bc.claimed && bc.cancelling == 0 && !bc.dead && bc.inflight == 0 && bc.qh == len(bc.q) &&
 		s.pinnedTo != bc && !(s.cur == bc && s.txStatus != 'I') && bc.ownedBy(s)
 }
 
@@ -320,6 +320,22 @@ func (s *session) detachLocked(bc *bconn) {
 	bc.batchErr, bc.txTag, bc.fatal, bc.captured, bc.commitInFlight, bc.failed = false, 0, "", false, false, false
 	bc.setOwner(nil, nil)
 	s.srv.opts.Cluster.Release(bc.idx)
+}
+
+// settleIdle gives bc back to the pool if s still holds it and it may go
+// (cancelRunning held it while the cancel was delivered). Unlike settle it
+// leaves any claim alone: it runs outside the session goroutine.
+func (s *session) settleIdle(bc *bconn) {
+	s.mu.Lock()
+	put := false
+	if s.detachableLocked(bc) {
+		s.detachLocked(bc)
+		put = true
+	}
+	s.mu.Unlock()
+	if put {
+		bc.up.p.Put(bc.pconn)
+	}
 }
 
 // dropLocked marks bc, which s holds, dead and detaches it; the returned

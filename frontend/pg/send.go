@@ -73,11 +73,12 @@ func (s *session) send(bc *bconn, typ byte, raw []byte, cls *router.Class) bool 
 			}
 		}
 	case pgwire.MsgClose:
+		e, queued = expect{kind: '3'}, true
 		if kind, name, _ := pgwire.ParseTarget(body); kind == 'S' {
 			delete(s.stmts, unsafeString(name))
 			delete(bc.prepared, unsafeString(name))
+			e.name, e.stmtClose = string(name), true
 		}
-		e, queued = expect{kind: '3'}, true
 	case pgwire.MsgExecute:
 		s.batchExec = true
 	case pgwire.MsgFuncCall:
@@ -150,9 +151,12 @@ func (s *session) noteSessionOps(bc *bconn, q []byte) {
 	ops := cloneOps(s.srv.opts.Classifier.SessionOps(string(q)))
 	for _, op := range ops {
 		if op.Kind == router.SessionResetAll && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(op.Text)), "DISCARD") {
-			// DISCARD ALL also drops every prepared statement.
+			// DISCARD ALL also drops every prepared statement (if it
+			// fails, they stay: uncertain until re-prepared).
 			clear(s.stmts)
-			clear(bc.prepared)
+			for n := range bc.prepared {
+				bc.prepared[n] = unknownStmt
+			}
 		}
 	}
 	s.batchOps = append(s.batchOps, ops...)
@@ -308,7 +312,7 @@ func (s *session) evict(bc *bconn) bool {
 
 func (s *session) injectClose(bc *bconn, name []byte) bool {
 	s.scratch = pgwire.AppendClose(s.scratch[:0], 'S', string(name))
-	if !s.inject(bc, s.scratch, expect{kind: '3', swallow: true}) {
+	if !s.inject(bc, s.scratch, expect{kind: '3', swallow: true, name: string(name), stmtClose: true}) {
 		return false
 	}
 	delete(bc.prepared, unsafeString(name))
@@ -332,13 +336,18 @@ func (s *session) replay(bc *bconn) bool {
 		return true
 	}
 	s.mu.Unlock()
-	q := want
-	if q == "" {
-		q = "RESET ALL"
-	}
-	s.scratch = pgwire.AppendQuery(s.scratch[:0], q)
+	// RESET ALL on its own: should a SET after it fail (and with it its
+	// implicit transaction), the connection is left with the defaults, not
+	// with another client's settings.
+	s.scratch = pgwire.AppendQuery(s.scratch[:0], "RESET ALL")
 	if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, replay: true}) {
 		return false
+	}
+	if want != "" {
+		s.scratch = pgwire.AppendQuery(s.scratch[:0], strings.TrimPrefix(want, "RESET ALL;"))
+		if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, replay: true}) {
+			return false
+		}
 	}
 	delete(bc.prepared, "") // a Query destroys the unnamed statement
 	s.mu.Lock()

@@ -39,6 +39,9 @@ type expect struct {
 	capture bool // a swallowed query whose single DataRow holds the writer's WAL LSN
 	replay  bool // a swallowed session-state replay
 	sync    bool // the ReadyForQuery answers a client Sync (not a Query)
+	// stmtClose: a Close of statement name ('3'); if skipped after an
+	// error, the statement is still on the backend.
+	stmtClose bool
 	// setOps are the session-state changes of the batch this ReadyForQuery
 	// ends, recorded if the batch succeeds.
 	setOps []router.SessionOp
@@ -96,16 +99,17 @@ type bconn struct {
 	idx      int    // the backend's index in the cluster while attached
 
 	// Guarded by the owner's mu.
-	claimed  bool // the session is sending (or about to send) a batch on it: keep it
-	q        []expect
-	qh       int
-	inflight int  // ReadyForQuery messages still to come (including swallowed ones)
-	pending  int  // of which the client waits for
-	batchErr bool // an ErrorResponse arrived since the last ReadyForQuery
-	txTag    byte // 'c' after CommandComplete COMMIT, 'r' after ROLLBACK, since the last ReadyForQuery
-	dead     bool
-	fatal    string // a FATAL error the backend sent before closing
-	captured bool   // the running capture query returned its row
+	claimed    bool // the session is sending (or about to send) a batch on it: keep it
+	cancelling int  // cancel requests being forwarded to it: keep it
+	q          []expect
+	qh         int
+	inflight   int  // ReadyForQuery messages still to come (including swallowed ones)
+	pending    int  // of which the client waits for
+	batchErr   bool // an ErrorResponse arrived since the last ReadyForQuery
+	txTag      byte // 'c' after CommandComplete COMMIT, 'r' after ROLLBACK, since the last ReadyForQuery
+	dead       bool
+	fatal      string // a FATAL error the backend sent before closing
+	captured   bool   // the running capture query returned its row
 	// commitInFlight: a batch with COMMIT was sent and its ReadyForQuery
 	// has not arrived: if the connection dies now, the outcome is unknown.
 	commitInFlight bool
@@ -743,6 +747,9 @@ func (s *session) cancelRunning(ctx context.Context) {
 	if bc != nil && (bc.dead || bc.inflight == 0) {
 		bc = nil
 	}
+	if bc != nil {
+		bc.cancelling++ // bc stays with the session until the cancel is delivered
+	}
 	s.mu.Unlock()
 	if bc == nil {
 		return
@@ -750,6 +757,10 @@ func (s *session) cancelRunning(ctx context.Context) {
 	if err := backends.CancelPostgres(ctx, bc.addr, bc.pc.PID, bc.pc.Secret); err != nil {
 		s.srv.log.Warn("forwarding cancel failed", "backend", bc.addr, "err", err)
 	}
+	s.mu.Lock()
+	bc.cancelling--
+	s.mu.Unlock()
+	s.settleIdle(bc)
 }
 
 // ShutdownWhenIdle asks the session to end at its next idle moment
