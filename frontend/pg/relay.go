@@ -193,6 +193,7 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, visibleZ bool) {
 			bc.commitInFlight = false
 		}
 	case pgwire.MsgCopyInResponse:
+		bc.copyIn = true // until the client's CopyDone or CopyFail
 		// A Sync that follows Execute of COPY FROM STDIN is ignored by the
 		// server: only the Sync after CopyDone/CopyFail gets a
 		// ReadyForQuery. Forget the expectation of the ignored one.

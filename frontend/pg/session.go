@@ -101,6 +101,7 @@ type bconn struct {
 	// Guarded by the owner's mu.
 	claimed    bool // the session is sending (or about to send) a batch on it: keep it
 	cancelling int  // cancel requests being forwarded to it: keep it
+	copyIn     bool // in COPY FROM STDIN: the client's CopyData goes here
 	q          []expect
 	qh         int
 	inflight   int  // ReadyForQuery messages still to come (including swallowed ones)
@@ -667,11 +668,14 @@ func (s *session) endBatch(bc *bconn, cls router.Class) {
 func (s *session) copyMessage(m pgwire.Message) {
 	s.mu.Lock()
 	bc := s.cur
-	if bc != nil && (bc.dead || bc.inflight == 0) {
+	if bc != nil && (bc.dead || (bc.inflight == 0 && !bc.copyIn)) {
 		bc = nil
 	}
 	if bc != nil {
 		bc.claimed = true // until flushed
+		if m.Type != pgwire.MsgCopyData {
+			bc.copyIn = false
+		}
 	}
 	s.mu.Unlock()
 	if bc == nil {
@@ -776,7 +780,7 @@ func (s *session) ShutdownWhenIdle() {
 }
 
 func (s *session) idleLocked() bool {
-	return s.txStatus == 'I' && (s.cur == nil || s.cur.inflight == 0)
+	return s.txStatus == 'I' && (s.cur == nil || (s.cur.inflight == 0 && !s.cur.copyIn))
 }
 
 func (s *session) terminate() {
@@ -798,7 +802,7 @@ func (s *session) Close() {
 			if !bc.ownedBy(s) {
 				continue
 			}
-			clean := !bc.claimed && !bc.dead && bc.inflight == 0 && bc.qh == len(bc.q) &&
+			clean := !bc.claimed && !bc.copyIn && !bc.dead && bc.inflight == 0 && bc.qh == len(bc.q) &&
 				s.pinnedTo != bc && !(s.cur == bc && s.txStatus != 'I')
 			s.detachLocked(bc)
 			if clean {
