@@ -364,6 +364,12 @@ func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
 		switch op.Kind {
 		case router.SessionResetAll:
 			s.sets = s.sets[:0]
+			if s.pinnedTo == bc && isDiscardAll(op.Text) {
+				// DISCARD ALL dropped whatever pinned the session (temporary
+				// tables, advisory locks, LISTEN, prepared SQL statements,
+				// held cursors): it may move between connections again.
+				s.pinned, s.pinnedTo = "", nil
+			}
 		case router.SessionReset:
 			s.sets = removeSetting(s.sets, op.Name)
 		default:
@@ -383,6 +389,12 @@ func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
 	if upToDate {
 		bc.stateSQL = s.stateSQL
 	}
+}
+
+// isDiscardAll reports whether a statement is DISCARD ALL.
+func isDiscardAll(text string) bool {
+	f := strings.Fields(text)
+	return len(f) >= 2 && strings.EqualFold(f[0], "DISCARD") && strings.EqualFold(strings.TrimSuffix(f[1], ";"), "ALL")
 }
 
 func removeSetting(sets []setting, name string) []setting {
