@@ -298,9 +298,6 @@ func (c *Config) validateCluster(p *problems, name string, cl Cluster) {
 		p.add(key+".monitor_user", "required")
 	}
 	validateClusterPool(p, key+".pool", cl.Pool)
-	if cl.Protocol == ProtocolMySQL && cl.Pool.Mode == PoolTransaction {
-		p.add(key+".pool.mode", "transaction pooling is not implemented for mysql clusters yet; use session")
-	}
 	if cl.Protocol == ProtocolPostgres && cl.MonitorDatabase == "" {
 		p.add(key+".monitor_database", "required for postgres clusters")
 	}

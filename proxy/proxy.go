@@ -34,7 +34,8 @@ type clusterRuntime struct {
 	cfg     config.Cluster
 	cluster *backends.Cluster
 	monitor *health.Monitor
-	pgPools *pg.Pools // the backend connections of a PostgreSQL cluster, shared by its listeners
+	pgPools *pg.Pools      // the backend connections of a PostgreSQL cluster, shared by its listeners
+	myPools *mysqlfe.Pools // the backend connections of a MySQL cluster, shared by its listeners
 }
 
 // server is a protocol server of one listener.
@@ -177,6 +178,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 					return nil, fmt.Errorf("listener %s: rsa_key: %w", lc.Name, err)
 				}
 			}
+			if cr.myPools == nil {
+				cr.myPools = mysqlfe.NewPools(mysqlfe.PoolsOptions{
+					Cluster:        cr.cluster,
+					Config:         poolSettings(cfg, cr.name),
+					Password:       passwordOf,
+					BackendTLS:     cr.cfg.BackendTLS,
+					ConnectTimeout: cfg.Server.ConnectTimeout,
+					Metrics:        p.metrics,
+					Logger:         log,
+				})
+			}
 			srv := mysqlfe.NewServer(mysqlfe.Options{
 				Name:             lc.Name,
 				Route:            route,
@@ -195,6 +207,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 				ConnectTimeout:   cfg.Server.ConnectTimeout,
 				StartupTimeout:   cfg.Server.StartupTimeout,
 				WriterHold:       cfg.Failover.Hold,
+				Pools:            cr.myPools,
 				ConnIDs:          p.connIDs,
 				Metrics:          p.metrics,
 				Logger:           log,
@@ -205,17 +218,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 		if cr.pgPools == nil {
 			cr.pgPools = pg.NewPools(pg.PoolsOptions{
 				Cluster: cr.cluster,
-				Config: func(user string) pg.PoolConfig {
-					pc := cfg.PoolFor(cr.name, user)
-					return pg.PoolConfig{
-						Transaction:     pc.Mode == config.PoolTransaction,
-						MaxServerConns:  pc.MaxServerConns,
-						MinIdle:         pc.MinIdle,
-						IdleTimeout:     pc.IdleTimeout,
-						MaxLifetime:     pc.MaxLifetime,
-						CheckoutTimeout: pc.CheckoutTimeout,
-					}
-				},
+				Config:  poolSettings(cfg, cr.name),
 				Password: func(u string) (string, bool) {
 					pw, ok := passwords[u]
 					return pw, ok
@@ -256,12 +259,31 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 	return p, nil
 }
 
-// poolStats returns the pools of every PostgreSQL cluster, by cluster name.
+// poolSettings returns the pooling of each user in cluster, from the
+// configuration (config.PoolFor).
+func poolSettings(cfg *config.Config, cluster string) func(user string) pool.Settings {
+	return func(user string) pool.Settings {
+		pc := cfg.PoolFor(cluster, user)
+		return pool.Settings{
+			Transaction:     pc.Mode == config.PoolTransaction,
+			MaxServerConns:  pc.MaxServerConns,
+			MinIdle:         pc.MinIdle,
+			IdleTimeout:     pc.IdleTimeout,
+			MaxLifetime:     pc.MaxLifetime,
+			CheckoutTimeout: pc.CheckoutTimeout,
+		}
+	}
+}
+
+// poolStats returns the pools of every cluster, by cluster name.
 func (p *Proxy) poolStats() map[string][]pool.Stats {
 	out := make(map[string][]pool.Stats)
 	for name, cr := range p.clusters {
 		if cr.pgPools != nil {
 			out[name] = cr.pgPools.Stats()
+		}
+		if cr.myPools != nil {
+			out[name] = cr.myPools.Stats()
 		}
 	}
 	return out
@@ -352,6 +374,9 @@ func (p *Proxy) stopBackground() {
 		cr.monitor.Close()
 		if cr.pgPools != nil {
 			cr.pgPools.Close()
+		}
+		if cr.myPools != nil {
+			cr.myPools.Close()
 		}
 	}
 }

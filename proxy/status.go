@@ -38,8 +38,8 @@ type ClusterStatus struct {
 	Held     string          `json:"writes_held,omitempty"`
 	Backends []BackendStatus `json:"backends"`
 	Failover FailoverStatus  `json:"failover"`
-	// Pools are the backend connection pools (PostgreSQL clusters), one
-	// entry per backend, user, database and connection profile.
+	// Pools are the backend connection pools, one entry per backend,
+	// user, database (PostgreSQL; "" for MySQL) and connection profile.
 	Pools []PoolStatus `json:"pools,omitempty"`
 	// Pinned lists the client sessions pinned to a backend connection.
 	Pinned []pg.PinnedSession `json:"pinned_sessions,omitempty"`
@@ -143,6 +143,15 @@ func (p *Proxy) Status() Status {
 				bs.Received = formatPosition(cr.cfg.Protocol, b.Received)
 			}
 			cs.Backends = append(cs.Backends, bs)
+		}
+		if cr.myPools != nil {
+			for _, ps := range cr.myPools.Stats() {
+				cs.Pools = append(cs.Pools, PoolStatus{Backend: ps.Key.Addr, User: ps.Key.User, Database: ps.Key.Database,
+					Idle: ps.Idle, InUse: ps.InUse, Waiting: ps.Waiting, Dials: ps.Dials, Timeouts: ps.Timeouts})
+			}
+			slices.SortFunc(cs.Pools, func(a, b PoolStatus) int {
+				return strings.Compare(a.Backend+"\x00"+a.User, b.Backend+"\x00"+b.User)
+			})
 		}
 		if cr.pgPools != nil {
 			for _, ps := range cr.pgPools.Stats() {

@@ -10,8 +10,9 @@ import (
 // (or the same) user, with the scramble of its handshake; a client that
 // used another plugin than the listener's is switched to it. A failed
 // login is answered with ERR 1045 and, as MySQL does, ends the session.
-// On success every backend connection of the session is closed (which
-// rolls back an open transaction), the session state (SET statements,
+// On success every backend connection of the session goes back to its
+// pool reset, or is closed if it was in a transaction (which rolls it
+// back) or pinned, the session state (SET statements,
 // prepared statements, pins, transaction status) is forgotten, and the
 // home backend is connected to again with the new credentials and
 // database before the OK.
@@ -43,9 +44,9 @@ func (s *session) changeUser(p []byte) bool {
 	if cu.CharacterSet != 0 && cu.CharacterSet < 256 {
 		s.charset = byte(cu.CharacterSet)
 	}
-	s.sets = nil
-	s.setVersion++
+	s.sets, s.setsKey = nil, ""
 	s.stmts = make(map[uint32]*stmt)
+	s.cursor, s.up = nil, nil
 	s.pinned, s.pinnedTo = "", nil
 	s.cur = nil
 	s.status = mysqlwire.ServerStatusAutocommit
@@ -59,17 +60,21 @@ func (s *session) changeUser(p []byte) bool {
 	return true
 }
 
-// dropBackends closes every backend connection of the session (owned by
-// the session goroutine).
+// dropBackends gives every backend connection of the session back to its
+// pool, reset, or closes it (see giveBack). Owned by the session
+// goroutine.
 func (s *session) dropBackends() {
 	s.mu.Lock()
 	conns := make([]*bconn, 0, len(s.conns))
 	for _, bc := range s.conns {
-		conns = append(conns, bc)
+		if !bc.released {
+			bc.released = true
+			conns = append(conns, bc)
+		}
 	}
 	s.conns = make(map[int]*bconn)
 	s.mu.Unlock()
 	for _, bc := range conns {
-		s.retire(bc)
+		s.giveBack(bc, true)
 	}
 }

@@ -127,38 +127,22 @@ func (s *session) connTo(idx int, b topology.Backend, t router.Target) (*bconn, 
 	return bc, nil
 }
 
-// dial opens a backend connection for this session.
+// dial takes a pooled connection to addr for this session (as backend
+// idx) and selects the session's database there, so that an unknown
+// database or a refused login is reported now.
 func (s *session) dial(ctx context.Context, idx int, addr string) (*bconn, error) {
-	o := &s.srv.opts
-	cl := o.Cluster
-	m := o.Metrics
-	mc, err := backends.DialMySQL(ctx, backends.MySQLDialConfig{
-		Addr:     addr,
-		User:     s.user,
-		Password: s.password,
-		Database: s.database,
-		Caps:     s.caps,
-		Charset:  s.charset,
-		Timeout:  o.ConnectTimeout,
-		TLS:      o.BackendTLS,
-	})
+	cl := s.srv.opts.Cluster
+	c, up, err := s.checkout(ctx, addr)
 	if err != nil {
-		m.BackendDials.WithLabelValues(cl.Name(), addr, "error").Inc()
 		return nil, err
 	}
-	if want := s.caps & backends.MySQLProfileCaps; mc.Caps&backends.MySQLProfileCaps != want {
-		// Results could not be relayed untouched.
-		mc.Close()
-		m.BackendDials.WithLabelValues(cl.Name(), addr, "error").Inc()
-		return nil, fmt.Errorf("backend %s does not support the client's %s", addr,
-			mysqlwire.FormatCapabilities(want&^mc.Caps))
-	}
-	m.BackendDials.WithLabelValues(cl.Name(), addr, "ok").Inc()
-	bc := &bconn{idx: idx, addr: addr, mc: mc, db: s.database}
+	s.up = up
+	sc := c.Value()
+	bc := &bconn{idx: idx, addr: addr, mc: sc.mc, sc: sc, pc: c, up: up, status: mysqlwire.ServerStatusAutocommit}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		mc.Close()
+		up.p.Put(c)
 		return nil, errClosing
 	}
 	old := s.conns[idx]
@@ -168,15 +152,24 @@ func (s *session) dial(ctx context.Context, idx int, addr string) (*bconn, error
 		s.retire(old)
 	}
 	cl.Acquire(idx)
-	m.BackendConnections.WithLabelValues(cl.Name(), addr).Inc()
+	if s.database != "" && sc.db != s.database {
+		if err := s.exec(bc, append([]byte{mysqlwire.ComInitDB}, s.database...)); err != nil {
+			if !bc.dead {
+				s.mu.Lock()
+				delete(s.conns, idx)
+				bc.released = true
+				s.mu.Unlock()
+				s.giveBack(bc, false)
+			}
+			return nil, err
+		}
+		sc.db = s.database
+	}
 	return bc, nil
 }
 
 // retire drops a replaced backend connection.
 func (s *session) retire(bc *bconn) {
-	if !bc.dead {
-		s.writeBackend(bc, []byte{0x01}, true) // COM_QUIT
-	}
 	s.lost(bc)
 	s.mu.Lock()
 	release := !bc.released
@@ -187,9 +180,12 @@ func (s *session) retire(bc *bconn) {
 	}
 }
 
-// release counts bc out of the cluster's sessions on its backend.
+// release counts bc, which is dead, out of the cluster's sessions on its
+// backend and frees its place in the pool.
 func (s *session) release(bc *bconn) {
-	cl := s.srv.opts.Cluster
-	cl.Release(bc.idx)
-	s.srv.opts.Metrics.BackendConnections.WithLabelValues(cl.Name(), bc.addr).Dec()
+	s.srv.opts.Cluster.Release(bc.idx)
+	if !bc.returned {
+		bc.returned = true
+		bc.up.p.Discard(bc.pc)
+	}
 }

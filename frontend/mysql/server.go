@@ -7,8 +7,10 @@
 // before the next command, so the session goroutine sends a command to the
 // backend connection it chose and relays the response until the server
 // says it is complete (OK/ERR/EOF without SERVER_MORE_RESULTS_EXISTS).
-// Backend connections are per session, one per backend used, dialed with
-// the client's credentials, database and capability profile.
+// Backend connections come from the cluster's Pools (one pool per user,
+// keyed by backend and capability profile): under session pooling a
+// session holds one per backend it uses until it leaves; under
+// transaction pooling only for a transaction or a single statement.
 package mysql
 
 import (
@@ -81,6 +83,9 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// StartupTimeout bounds the handshake and authentication (default 10s).
 	StartupTimeout time.Duration
+	// Pools holds the cluster's backend connections, shared by its MySQL
+	// listeners. Nil makes private pools (session pooling, no limits).
+	Pools *Pools
 	// ConnIDs hands out the connection ids clients see (and KILL takes).
 	// Share one among all MySQL listeners of a process. Nil makes a private
 	// one.
@@ -122,6 +127,8 @@ type Server struct {
 	pubKeyPEM []byte
 
 	life serve.Lifecycle
+
+	ownPools bool // opts.Pools was made by NewServer: Shutdown closes it
 }
 
 // NewServer returns a Server for o. It does not listen yet.
@@ -150,7 +157,14 @@ func NewServer(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	ownPools := false
+	if o.Pools == nil {
+		o.Pools = NewPools(PoolsOptions{Cluster: o.Cluster, Password: o.Password, BackendTLS: o.BackendTLS,
+			ConnectTimeout: o.ConnectTimeout, Metrics: o.Metrics, Logger: o.Logger})
+		ownPools = true
+	}
 	s := &Server{
+		ownPools:     ownPools,
 		opts:         o,
 		log:          o.Logger.With("listener", o.Name),
 		statWriter:   o.Metrics.Statements.WithLabelValues(o.Name, "writer"),
@@ -194,7 +208,13 @@ func (s *Server) Serve(ln net.Listener) error { return s.life.Serve(ln) }
 
 // Shutdown stops accepting, lets sessions finish their current command
 // until ctx ends, then closes the remaining client connections.
-func (s *Server) Shutdown(ctx context.Context) error { return s.life.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.life.Shutdown(ctx)
+	if s.ownPools {
+		s.opts.Pools.Close()
+	}
+	return err
+}
 
 // ConnRegistry hands out the connection ids that clients see in the
 // handshake (and CONNECTION_ID()), and maps them back to sessions for KILL.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/backends/pool"
 	"github.com/sluicedb/sluice/internal/ascii"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/router"
@@ -35,19 +36,35 @@ type stmt struct {
 	scratch   []byte
 }
 
-// bconn is one backend connection of a session. Owned by the session
-// goroutine, except dead/mc.Conn.Close, which others may use under s.mu.
+// bconn is one backend connection of a session: a pooled connection
+// (srvConn) while the session holds it. Owned by the session goroutine,
+// except dead/mc.Conn.Close, which others may use under s.mu. Once given
+// back to its pool (returned) it is dead for the session and never used
+// again: a later checkout makes a new bconn.
 type bconn struct {
-	idx        int
-	addr       string
-	mc         *backends.MySQLConn
-	target     router.Target
-	db         string
-	setVersion uint64
-	multiOff   bool
+	idx    int
+	addr   string
+	mc     *backends.MySQLConn
+	sc     *srvConn
+	pc     *pool.Conn[*srvConn]
+	up     *userPool
+	target router.Target
+	// status is the server status of the connection's last response
+	// (SERVER_STATUS_IN_TRANS, SERVER_STATUS_AUTOCOMMIT).
+	status uint16
+	// midCommand: a client command was sent and its response not fully
+	// read; the connection cannot serve anyone else.
+	midCommand bool
 	dead       bool
 	released   bool   // counted out of the cluster's sessions (guarded by session.mu)
+	returned   bool   // given back to the pool or discarded
 	epoch      uint64 // topology epoch under which it was last confirmed as the writer
+}
+
+// inTx reports whether the connection's server holds a transaction open
+// (or autocommit is off there).
+func (bc *bconn) inTx() bool {
+	return bc.status&mysqlwire.ServerStatusInTrans != 0 || bc.status&mysqlwire.ServerStatusAutocommit == 0
 }
 
 type setting struct{ name, text string }
@@ -76,15 +93,21 @@ type session struct {
 	scrambles [][]byte
 
 	// Owned by the session goroutine.
-	stmts        map[uint32]*stmt
-	nextStmt     uint32
-	status       uint16
-	cur          *bconn
-	pinned       router.PinReason
-	pinnedTo     *bconn
-	sets         []setting
-	setVersion   uint64
-	multiOff     bool
+	stmts    map[uint32]*stmt
+	nextStmt uint32
+	status   uint16
+	cur      *bconn
+	pinned   router.PinReason
+	pinnedTo *bconn
+	sets     []setting
+	setsKey  string // sets encoded (setsKeyOf), compared with srvConn.setsKey
+	multiOff bool
+	// cursor is the statement whose cursor is open (transaction pooling
+	// keeps its connection until it is exhausted, reset or closed).
+	cursor *stmt
+	// up is the pool of the session's user, known after its first
+	// checkout.
+	up           *userPool
 	lastWritePos uint64
 	needCapture  bool   // a write's GTID is still to be learned (read-your-writes)
 	captureOn    *bconn // the connection that wrote
@@ -99,6 +122,27 @@ type session struct {
 	cleaned  bool
 	closeOne sync.Once
 	unadmit  func() // gives back the client's place in the cluster (max_client_conns)
+	// killing counts KILL QUERYs being forwarded to the connection serving
+	// the session: under transaction pooling it is not given back to the
+	// pool (and so to another client) meanwhile. killDone is signalled (on
+	// mu) when it drops.
+	killing  int
+	killDone *sync.Cond
+}
+
+// pins reports whether a statement that pins for reason r (and
+// succeeded) pins the session from now on. Under transaction pooling,
+// values only the previous statement's connection knows
+// (LAST_INSERT_ID(), FOUND_ROWS()…) do not: outside a transaction that
+// connection is already back in the pool, and keeping the next one would
+// not bring them back.
+func (s *session) pins(r router.PinReason) bool {
+	return r != "" && s.pinned == "" && !(r == router.PinLastInsertID && s.txMode())
+}
+
+// txMode reports whether the session's user is under transaction pooling.
+func (s *session) txMode() bool {
+	return s.up != nil && s.up.cfg.Transaction
 }
 
 var (
@@ -226,6 +270,7 @@ func (s *session) Run() {
 			s.flush()
 			return
 		}
+		s.releaseIdle()
 	}
 }
 
@@ -272,7 +317,7 @@ func (s *session) dispatch(p []byte) bool {
 			return true
 		}
 		s.multiOff = opt == mysqlwire.SetOptionMultiStatementsOff
-		if s.cur != nil && !s.cur.dead {
+		if s.cur != nil && !s.cur.dead && !s.txMode() {
 			if err := s.sync(s.cur); err != nil {
 				s.sendError(err)
 				return true
@@ -305,10 +350,15 @@ func (s *session) dispatch(p []byte) bool {
 			return false
 		}
 		if st := s.stmts[id]; st != nil {
+			// Under transaction pooling st.ids is empty: the statement
+			// stays prepared on the connections that cache it.
 			for bc, bid := range st.ids {
 				if !bc.dead {
 					s.writeBackend(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtClose, bid), false)
 				}
+			}
+			if s.cursor == st {
+				s.cursor = nil
 			}
 			delete(s.stmts, id)
 		}
@@ -359,7 +409,7 @@ func (s *session) query(p []byte) bool {
 		if cls.SessionSet {
 			s.applyOps(bc, o.Classifier.SessionOps(q))
 		}
-		if cls.Pin != "" && s.pinned == "" {
+		if s.pins(cls.Pin) {
 			s.pinned, s.pinnedTo = cls.Pin, bc
 			o.Metrics.Pins.WithLabelValues(o.Name, string(cls.Pin)).Inc()
 		}
@@ -390,6 +440,7 @@ func (s *session) run1(bc *bconn, p []byte, kind int, commit bool) (ok, alive bo
 		s.busy = nil
 		s.mu.Unlock()
 	}()
+	bc.midCommand = true
 	if err := s.writeBackend(bc, p, true); err != nil {
 		s.sendError(errBackendLost)
 		return false, true
@@ -426,6 +477,8 @@ func (s *session) run1(bc *bconn, p []byte, kind int, commit bool) (ok, alive bo
 		}
 		return false, !pinned
 	}
+	bc.midCommand = false
+	bc.status = s.status
 	return ok, true
 }
 
@@ -446,7 +499,9 @@ func (s *session) lost(bc *bconn) {
 		bc.released = true
 	}
 	s.mu.Unlock()
-	bc.mc.Close()
+	if !bc.returned {
+		bc.sc.Close()
+	}
 	if release {
 		s.release(bc)
 	}
@@ -720,15 +775,17 @@ func (s *session) queryValue(bc *bconn, sql string) (string, error) {
 }
 
 // sync replays the session state (database, SET statements, the
-// multi-statements option) on bc before it serves a command.
+// multi-statements option) on bc before it serves a command. A connection
+// whose settings are not a subset of the session's (set by an earlier
+// client under transaction pooling) is reset first.
 func (s *session) sync(bc *bconn) error {
-	if s.database != "" && bc.db != s.database {
-		if err := s.exec(bc, append([]byte{mysqlwire.ComInitDB}, s.database...)); err != nil {
-			return err
+	sc := bc.sc
+	if sc.setsKey != s.setsKey {
+		if !setNamesSubset(sc.sets, s.sets) {
+			if err := s.resetServer(bc); err != nil {
+				return err
+			}
 		}
-		bc.db = s.database
-	}
-	if bc.setVersion != s.setVersion {
 		for _, st := range s.sets {
 			if err := s.exec(bc, append([]byte{mysqlwire.ComQuery}, st.text...)); err != nil {
 				if _, isMy := backends.AsMySQLError(err); !isMy {
@@ -737,9 +794,16 @@ func (s *session) sync(bc *bconn) error {
 				s.srv.log.Warn("replaying session state failed", "backend", bc.addr, "statement", st.text, "err", err)
 			}
 		}
-		bc.setVersion = s.setVersion
+		sc.sets = append(sc.sets[:0:0], s.sets...)
+		sc.setsKey = s.setsKey
 	}
-	if bc.multiOff != s.multiOff {
+	if s.database != "" && sc.db != s.database {
+		if err := s.exec(bc, append([]byte{mysqlwire.ComInitDB}, s.database...)); err != nil {
+			return err
+		}
+		sc.db = s.database
+	}
+	if sc.multiOff != s.multiOff {
 		opt := mysqlwire.SetOptionMultiStatementsOn
 		if s.multiOff {
 			opt = mysqlwire.SetOptionMultiStatementsOff
@@ -747,19 +811,72 @@ func (s *session) sync(bc *bconn) error {
 		if err := s.exec(bc, []byte{mysqlwire.ComSetOption, byte(opt), byte(opt >> 8)}); err != nil {
 			return err
 		}
-		bc.multiOff = s.multiOff
+		sc.multiOff = s.multiOff
 	}
 	return nil
 }
 
+// resetServer sends COM_RESET_CONNECTION on bc: the server forgets the
+// session settings, user variables, temporary tables, locks and prepared
+// statements of the connection, and rolls back its transaction. The
+// handshake character set is restored.
+func (s *session) resetServer(bc *bconn) error {
+	if err := s.exec(bc, []byte{mysqlwire.ComResetConnection}); err != nil {
+		return err
+	}
+	sc := bc.sc
+	sc.forgetState()
+	for _, st := range s.stmts {
+		delete(st.ids, bc)
+		delete(st.typed, bc)
+	}
+	bc.status = mysqlwire.ServerStatusAutocommit
+	if sc.charsetSQL != "" {
+		if err := s.exec(bc, append([]byte{mysqlwire.ComQuery}, sc.charsetSQL...)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setNamesSubset reports whether every setting of have is also in want
+// (replaying want then overwrites all of them).
+func setNamesSubset(have, want []setting) bool {
+	for _, h := range have {
+		found := false
+		for _, w := range want {
+			if w.name == h.name {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// setsKeyOf encodes settings for comparison.
+func setsKeyOf(sets []setting) string {
+	var b strings.Builder
+	for _, st := range sets {
+		b.WriteString(st.name)
+		b.WriteByte(0)
+		b.WriteString(st.text)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
 // applyOps records the session-state statements that just succeeded on bc.
 func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
-	changed := false
+	changed, resetAll := false, false
 	for _, op := range ops {
 		switch op.Kind {
 		case router.SessionUse:
 			s.database = op.Name
-			bc.db = op.Name
+			bc.sc.db = op.Name
 		case router.SessionSet:
 			found := false
 			for i := range s.sets {
@@ -774,14 +891,16 @@ func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
 			changed = true
 		case router.SessionResetAll:
 			s.sets = nil
-			changed = true
+			changed, resetAll = true, true
 		}
 	}
 	if changed {
-		up := bc.setVersion == s.setVersion
-		s.setVersion++
+		sc := bc.sc
+		up := sc.setsKey == s.setsKey && !resetAll
+		s.setsKey = setsKeyOf(s.sets)
 		if up {
-			bc.setVersion = s.setVersion
+			sc.sets = append(sc.sets[:0:0], s.sets...)
+			sc.setsKey = s.setsKey
 		}
 	}
 }
@@ -868,7 +987,7 @@ func (s *session) initDB(p []byte) bool {
 	ok, alive := s.run1(bc, p, singleKind, false)
 	if ok {
 		s.database = db
-		bc.db = db
+		bc.sc.db = db
 	}
 	return alive
 }
@@ -899,14 +1018,12 @@ func (s *session) resetConnection() {
 		}
 	}
 	s.mu.Unlock()
-	s.sets = nil
-	s.setVersion++
+	s.sets, s.setsKey = nil, ""
 	for _, bc := range conns {
-		if err := s.exec(bc, []byte{mysqlwire.ComResetConnection}); err == nil {
-			bc.setVersion = s.setVersion
-		}
+		s.resetServer(bc)
 	}
 	s.stmts = make(map[uint32]*stmt)
+	s.cursor = nil
 	s.pinned, s.pinnedTo = "", nil
 	s.status = mysqlwire.ServerStatusAutocommit
 	s.sendOK(1)
@@ -965,12 +1082,21 @@ func (s *session) kill(id uint32, connection bool) bool {
 	var thread uint32
 	if bc != nil {
 		addr, thread = bc.addr, bc.mc.ThreadID
+		// Until the KILL is forwarded, the connection stays with t (under
+		// transaction pooling it would otherwise go to another client).
+		t.killing++
 	}
 	t.mu.Unlock()
 	if bc != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ConnectTimeout)
 		err := backends.KillMySQL(ctx, backends.MySQLDialConfig{Addr: addr, User: user, Password: password, TLS: s.srv.opts.BackendTLS}, thread, false)
 		cancel()
+		t.mu.Lock()
+		t.killing--
+		if t.killing == 0 && t.killDone != nil {
+			t.killDone.Broadcast()
+		}
+		t.mu.Unlock()
 		if err != nil {
 			s.srv.log.Warn("forwarding KILL failed", "backend", addr, "err", err)
 		}
@@ -1042,7 +1168,8 @@ func (s *session) Close() {
 	})
 }
 
-// closeBackends says goodbye to every backend connection. Called by the
+// closeBackends gives every backend connection back to its pool (reset),
+// or closes it when it cannot serve another client. Called by the
 // goroutine that owns the session (at its end, or after a failed startup).
 func (s *session) closeBackends() {
 	s.mu.Lock()
@@ -1061,15 +1188,74 @@ func (s *session) closeBackends() {
 	}
 	s.mu.Unlock()
 	for _, bc := range conns {
-		if !bc.dead {
-			bc.mc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-			s.writeBackend(bc, []byte{mysqlwire.ComQuit}, true)
-		}
-		bc.mc.Close()
-		s.release(bc)
+		s.giveBack(bc, true)
 	}
 	s.srv.opts.ConnIDs.unregister(s.id)
 	if s.unadmit != nil {
 		s.unadmit()
 	}
+}
+
+// releaseIdle gives the session's connections back to their pools under
+// transaction pooling, once a command is complete and nothing ties the
+// session to them: no transaction, no pin, no open cursor.
+func (s *session) releaseIdle() {
+	if !s.txMode() || s.inTx() || s.pinned != "" || s.cursor != nil {
+		return
+	}
+	s.mu.Lock()
+	for s.killing > 0 && s.killDone != nil {
+		s.killDone.Wait()
+	}
+	var conns []*bconn
+	for idx, bc := range s.conns {
+		if !bc.released {
+			bc.released = true
+			conns = append(conns, bc)
+		}
+		delete(s.conns, idx)
+	}
+	s.mu.Unlock()
+	for _, bc := range conns {
+		s.giveBack(bc, false)
+	}
+}
+
+// giveBack returns bc, which the caller has taken out of s.conns (marked
+// released), to its pool. A connection that is broken, in a transaction,
+// in the middle of a command, or holding session state that pins the
+// session (LOCK TABLES, GET_LOCK, temporary tables, user variables…) is
+// closed instead. final says the session is leaving (or changing user):
+// under session pooling the connection is then reset with
+// COM_RESET_CONNECTION (and closed if that fails); under transaction
+// pooling it keeps its settings and prepared statements for the next
+// client, which sync adjusts.
+func (s *session) giveBack(bc *bconn, final bool) {
+	s.srv.opts.Cluster.Release(bc.idx)
+	if bc.returned {
+		return
+	}
+	pinned := s.pinnedTo == bc && s.pinned != "" && s.pinned != router.PinLastInsertID
+	bad := bc.dead || bc.midCommand || bc.inTx() || pinned
+	if !bad && final && (!s.txMode() || s.cursor != nil || s.pinnedTo == bc) {
+		c := bc.mc.Conn
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		bad = s.resetServer(bc) != nil
+		c.SetDeadline(time.Time{})
+	}
+	s.mu.Lock()
+	bc.dead, bc.returned = true, true
+	s.mu.Unlock()
+	if s.cur == bc {
+		s.cur = nil
+	}
+	if s.pinnedTo == bc {
+		s.pinnedTo = nil
+	}
+	if bad {
+		bc.sc.Close()
+		bc.up.p.Discard(bc.pc)
+		return
+	}
+	bc.up.p.Put(bc.pc)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/sluicedb/sluice/admin"
@@ -41,6 +42,7 @@ func (s *Server) startup(c net.Conn) (*session, error) {
 	o := &s.opts
 	c.SetDeadline(time.Now().Add(o.StartupTimeout))
 	sess := &session{srv: s, stmts: make(map[uint32]*stmt), conns: make(map[int]*bconn), readerIdx: -1}
+	sess.killDone = sync.NewCond(&sess.mu)
 	sess.id = o.ConnIDs.register(sess)
 	ok := false
 	defer func() {
@@ -145,6 +147,7 @@ func (s *Server) startup(c net.Conn) (*session, error) {
 		sess.closeBackends()
 		return nil, err
 	}
+	sess.releaseIdle() // transaction pooling: the login's connection goes back
 	c.SetDeadline(time.Time{})
 	ok = true
 	return sess, nil

@@ -53,8 +53,15 @@ func (s *session) prepare(p []byte) bool {
 		query:     q,
 		cls:       cls,
 		numParams: int(pok.NumParams),
-		ids:       map[*bconn]uint32{bc: pok.StatementID},
+		ids:       make(map[*bconn]uint32),
 		typed:     make(map[*bconn]int),
+	}
+	if s.txMode() {
+		// The connection keeps it for whichever client executes the same
+		// SQL there next.
+		s.remember(bc, q, pok.StatementID)
+	} else {
+		st.ids[bc] = pok.StatementID
 	}
 	st.state.NumParams = int(pok.NumParams)
 	s.stmts[id] = st
@@ -88,7 +95,7 @@ func prepareTail(pok mysqlwire.StmtPrepareOK, caps uint64) int {
 // ensure prepares st on bc if needed and returns its id there. An ERR from
 // the backend is returned as the error.
 func (s *session) ensure(bc *bconn, st *stmt) (uint32, error) {
-	if id, ok := st.ids[bc]; ok {
+	if id, ok := s.stmtID(st, bc); ok {
 		return id, nil
 	}
 	if err := s.writeBackend(bc, append([]byte{mysqlwire.ComStmtPrepare}, st.query...), true); err != nil {
@@ -115,8 +122,30 @@ func (s *session) ensure(bc *bconn, st *stmt) (uint32, error) {
 			return 0, errBackendLost
 		}
 	}
-	st.ids[bc] = pok.StatementID
+	if s.txMode() {
+		s.remember(bc, st.query, pok.StatementID)
+	} else {
+		st.ids[bc] = pok.StatementID
+	}
 	return pok.StatementID, nil
+}
+
+// stmtID returns st's id on bc: under transaction pooling the one of the
+// connection's statement with the same SQL, whoever prepared it.
+func (s *session) stmtID(st *stmt, bc *bconn) (uint32, bool) {
+	if s.txMode() {
+		return bc.sc.cached(st.query)
+	}
+	id, ok := st.ids[bc]
+	return id, ok
+}
+
+// remember records a statement prepared on bc for transaction pooling,
+// closing the one it evicts from the connection's cache.
+func (s *session) remember(bc *bconn, query string, id uint32) {
+	if ev := bc.sc.remember(query, id); ev != 0 {
+		s.writeBackend(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtClose, ev), false)
+	}
 }
 
 // execute serves COM_STMT_EXECUTE.
@@ -161,14 +190,15 @@ func (s *session) execute(p []byte) bool {
 		}
 	}
 	st.longData = st.longData[:0]
-	if st.numParams > 0 && !x.NewParamsBound && st.typed[bc] != st.typesVer {
-		// This connection has not seen the current parameter types: send
-		// them again.
+	if st.numParams > 0 && !x.NewParamsBound && (st.typed[bc] != st.typesVer || s.txMode()) {
+		// This connection has not seen the current parameter types (under
+		// transaction pooling, another client may have executed the same
+		// statement since): send them again.
 		x.NewParamsBound = true
 		st.scratch = x.Append(st.scratch[:0], s.caps)
 		p = st.scratch
 	}
-	if st.numParams > 0 {
+	if st.numParams > 0 && !s.txMode() {
 		st.typed[bc] = st.typesVer
 	}
 	st.state.Executed(x)
@@ -179,7 +209,12 @@ func (s *session) execute(p []byte) bool {
 	if !alive {
 		return false
 	}
-	if ok && st.cls.Pin != "" && s.pinned == "" {
+	if ok && s.status&mysqlwire.ServerStatusCursorExists != 0 {
+		s.cursor = st // its connection serves the COM_STMT_FETCHes
+	} else if s.cursor == st {
+		s.cursor = nil
+	}
+	if ok && s.pins(st.cls.Pin) {
 		s.pinned, s.pinnedTo = st.cls.Pin, bc
 		o.Metrics.Pins.WithLabelValues(o.Name, string(st.cls.Pin)).Inc()
 	}
@@ -200,12 +235,19 @@ func (s *session) stmtReset(p []byte) bool {
 	}
 	st.longData = st.longData[:0]
 	st.state.Executed(nil)
+	if s.cursor == st {
+		s.cursor = nil
+	}
 	bc := st.last
-	if bc == nil || bc.dead {
+	bid, ok := uint32(0), false
+	if bc != nil && !bc.dead {
+		bid, ok = s.stmtID(st, bc)
+	}
+	if !ok {
 		s.sendOK(1)
 		return true
 	}
-	mysqlwire.SetStatementID(p, st.ids[bc])
+	mysqlwire.SetStatementID(p, bid)
 	_, alive := s.run1(bc, p, singleKind, false)
 	return alive
 }
@@ -222,14 +264,24 @@ func (s *session) fetch(p []byte) bool {
 		return true
 	}
 	bc := st.last
-	mysqlwire.SetStatementID(p, st.ids[bc])
+	bid, _ := s.stmtID(st, bc)
+	mysqlwire.SetStatementID(p, bid)
+	bc.midCommand = true
 	if err := s.writeBackend(bc, p, true); err != nil {
 		s.sendError(errBackendLost)
 		return true
 	}
-	if _, _, err := s.relayRows(bc); err != nil {
+	ok, _, err := s.relayRows(bc)
+	if err != nil {
 		s.lost(bc)
 		return false
+	}
+	bc.midCommand = false
+	bc.status = s.status
+	if !ok || s.status&mysqlwire.ServerStatusLastRowSent != 0 {
+		if s.cursor == st {
+			s.cursor = nil
+		}
 	}
 	return true
 }

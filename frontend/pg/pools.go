@@ -18,27 +18,7 @@ import (
 
 // PoolConfig is how one user's backend connections are pooled in a
 // cluster.
-type PoolConfig struct {
-	// Transaction selects transaction pooling: a backend connection is held
-	// only for a transaction (or one statement, or one extended-protocol
-	// batch up to Sync) and then returned. False is session pooling: a
-	// connection serves one client session and is reset (DISCARD ALL) and
-	// returned when the client leaves.
-	Transaction bool
-	// MaxServerConns caps the connections of one pool (backend, user,
-	// database and startup parameters); 0 means no limit.
-	MaxServerConns int
-	// MinIdle connections are kept open per pool once it has been used.
-	MinIdle int
-	// IdleTimeout closes connections idle longer than this; 0 never.
-	IdleTimeout time.Duration
-	// MaxLifetime closes connections older than this when they are
-	// returned or idle; 0 never.
-	MaxLifetime time.Duration
-	// CheckoutTimeout is how long a client waits for a connection of a
-	// full pool before getting SQLSTATE 53300 (default 30s).
-	CheckoutTimeout time.Duration
-}
+type PoolConfig = pool.Settings
 
 // PoolsOptions configures Pools.
 type PoolsOptions struct {
@@ -112,20 +92,9 @@ func (ps *Pools) forUser(user string) (*userPool, error) {
 	if up := ps.byUser[user]; up != nil {
 		return up, nil
 	}
-	cfg := ps.o.Config(user)
-	if cfg.CheckoutTimeout <= 0 {
-		cfg.CheckoutTimeout = 30 * time.Second
-	}
+	cfg := ps.o.Config(user).WithDefaults()
 	up := &userPool{pools: ps, cfg: cfg}
-	up.p = pool.New(pool.Options[*bconn]{
-		MaxServerConns:  cfg.MaxServerConns,
-		MinIdle:         cfg.MinIdle,
-		IdleTimeout:     cfg.IdleTimeout,
-		MaxLifetime:     cfg.MaxLifetime,
-		CheckoutTimeout: cfg.CheckoutTimeout,
-		Dial:            up.dial,
-		Healthy:         func(bc *bconn) bool { return !bc.isBroken() },
-	})
+	up.p = pool.NewWith(cfg, up.dial, func(bc *bconn) bool { return !bc.isBroken() })
 	ps.byUser[user] = up
 	return up, nil
 }

@@ -1,0 +1,673 @@
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/sluicedb/sluice/config"
+	"github.com/sluicedb/sluice/proxy"
+)
+
+// myPoolUser is the user of the pooling tests: its own, so that the
+// primary's processlist tells the test proxy's connections apart from
+// those of the shared proxy and the health probes (app).
+const myPoolUser = "pooltest"
+
+var myPoolUserOnce sync.Once
+
+// myPoolProxy starts a proxy with one auto listener ("pool") on the MariaDB
+// cluster, whose cluster pool settings mutate sets, and returns it with a
+// DSN maker for myPoolUser.
+func myPoolProxy(t *testing.T, mutate func(*config.Pool)) (*proxy.Proxy, func(func(*mysql.Config)) string) {
+	t.Helper()
+	e := mysqlEnv(t)
+	ctx := testCtx(t)
+	n := e.cluster.Nodes()
+	myPoolUserOnce.Do(func() {
+		root, err := sql.Open("mysql", n[0].AdminDSN(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer root.Close()
+		for _, q := range []string{
+			fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'", myPoolUser, myPoolUser),
+			fmt.Sprintf("GRANT ALL PRIVILEGES ON *.* TO '%s'@'%%'", myPoolUser),
+			"CREATE TABLE IF NOT EXISTS app.pool_acct (client INT PRIMARY KEY, n INT NOT NULL, s VARCHAR(100) NOT NULL DEFAULT '')",
+		} {
+			if _, err := root.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		if err := e.cluster.WaitReplicated(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	yaml := fmt.Sprintf(`
+listeners:
+  - {name: pool, protocol: mysql, address: "127.0.0.1:0", cluster: my, route: auto}
+clusters:
+  my:
+    protocol: mysql
+    backends: [{address: %q}, {address: %q}, {address: %q}]
+    monitor_user: app
+users:
+  - {name: app, password: app}
+  - {name: %s, password: %s}
+health: {interval: 100ms, timeout: 2s, failures: 3, successes: 1}
+server: {auth_failure_delay: 10ms}
+log: {level: warn}
+`, n[0].Addr(), n[1].Addr(), n[2].Addr(), myPoolUser, myPoolUser)
+	cfg, err := config.Parse([]byte(yaml), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := cfg.Clusters["my"]
+	mutate(&cl.Pool)
+	cfg.Clusters["my"] = cl
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Shutdown(sctx)
+	})
+	dsn := func(m func(*mysql.Config)) string {
+		mc := mysql.NewConfig()
+		mc.User, mc.Passwd, mc.Net, mc.Addr, mc.DBName = myPoolUser, myPoolUser, "tcp", p.Addr("pool").String(), "app"
+		mc.InterpolateParams = false
+		mc.Timeout = 10 * time.Second
+		if m != nil {
+			m(mc)
+		}
+		return mc.FormatDSN()
+	}
+	return p, dsn
+}
+
+// myPrimaryConns counts the pool user's connections on the primary.
+func myPrimaryConns(ctx context.Context, root *sql.DB) (int, error) {
+	var n int
+	err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.processlist WHERE user = ?", myPoolUser).Scan(&n)
+	return n, err
+}
+
+func myRoot(t *testing.T) *sql.DB {
+	t.Helper()
+	root, err := sql.Open("mysql", mysqlEnv(t).cluster.Nodes()[0].AdminDSN(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return root
+}
+
+// waitPrimaryConns waits until the pool user's connections on the primary
+// are at most n (connections of earlier tests' proxies closing).
+func waitPrimaryConns(t *testing.T, ctx context.Context, root *sql.DB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := myPrimaryConns(ctx, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c <= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections of %s on the primary, want at most %d", c, myPoolUser, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestMySQLPoolTransactionMode200Clients(t *testing.T) {
+	const clients, maxConns, rounds = 200, 10, 8
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.Mode = config.PoolTransaction
+		p.MaxServerConns = maxConns
+		p.CheckoutTimeout = time.Minute
+	})
+	ctx := testCtx(t)
+	root := myRoot(t)
+	waitPrimaryConns(t, ctx, root, 0)
+	if _, err := root.ExecContext(ctx, "DELETE FROM app.pool_acct"); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(clients)
+	db.SetMaxIdleConns(clients)
+
+	var maxSeen atomic.Int64
+	stop := make(chan struct{})
+	monDone := make(chan error, 1)
+	go func() {
+		for {
+			n, err := myPrimaryConns(ctx, root)
+			if err != nil {
+				monDone <- err
+				return
+			}
+			if int64(n) > maxSeen.Load() {
+				maxSeen.Store(int64(n))
+			}
+			select {
+			case <-stop:
+				monDone <- nil
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- func() error {
+				c, err := db.Conn(ctx)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				if _, err := c.ExecContext(ctx, "INSERT INTO pool_acct (client, n) VALUES (?, 0)", i); err != nil {
+					return fmt.Errorf("client %d insert: %w", i, err)
+				}
+				for r := 1; r <= rounds; r++ {
+					tx, err := c.BeginTx(ctx, nil)
+					if err != nil {
+						return fmt.Errorf("client %d begin: %w", i, err)
+					}
+					var n int
+					if err := tx.QueryRowContext(ctx, "SELECT n FROM pool_acct WHERE client = ? FOR UPDATE", i).Scan(&n); err != nil {
+						tx.Rollback()
+						return fmt.Errorf("client %d select: %w", i, err)
+					}
+					if n != r-1 {
+						tx.Rollback()
+						return fmt.Errorf("client %d round %d: n = %d", i, r, n)
+					}
+					if _, err := tx.ExecContext(ctx, "UPDATE pool_acct SET n = n + 1, s = ? WHERE client = ?", fmt.Sprintf("c%d-r%d", i, r), i); err != nil {
+						tx.Rollback()
+						return fmt.Errorf("client %d update: %w", i, err)
+					}
+					if r%3 == 0 {
+						// A rolled back change does not count.
+						if _, err := tx.ExecContext(ctx, "UPDATE pool_acct SET n = n + 100 WHERE client = ?", i); err != nil {
+							tx.Rollback()
+							return err
+						}
+						if err := tx.Rollback(); err != nil {
+							return fmt.Errorf("client %d rollback: %w", i, err)
+						}
+						if _, err := c.ExecContext(ctx, "UPDATE pool_acct SET n = n + 1, s = ? WHERE client = ?", fmt.Sprintf("c%d-r%d", i, r), i); err != nil {
+							return fmt.Errorf("client %d autocommit update: %w", i, err)
+						}
+					} else if err := tx.Commit(); err != nil {
+						return fmt.Errorf("client %d commit: %w", i, err)
+					}
+					var s string
+					if err := c.QueryRowContext(ctx, "SELECT s FROM pool_acct WHERE client = ?", i).Scan(&s); err != nil {
+						return fmt.Errorf("client %d read: %w", i, err)
+					}
+					if want := fmt.Sprintf("c%d-r%d", i, r); s != want {
+						return fmt.Errorf("client %d read %q, want %q", i, s, want)
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if err := <-monDone; err != nil {
+		t.Fatal(err)
+	}
+	var total, count int
+	if err := root.QueryRowContext(ctx, "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM app.pool_acct").Scan(&total, &count); err != nil {
+		t.Fatal(err)
+	}
+	if count != clients || total != clients*rounds {
+		t.Errorf("%d rows with total %d, want %d rows with %d", count, total, clients, clients*rounds)
+	}
+	if m := maxSeen.Load(); m > maxConns || m == 0 {
+		t.Errorf("up to %d connections of the proxy on the primary, want 1..%d", m, maxConns)
+	}
+	t.Logf("max %d backend connections on the primary for %d clients", maxSeen.Load(), clients)
+}
+
+func TestMySQLPoolTransactionModePreparedStatements(t *testing.T) {
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.Mode = config.PoolTransaction
+		p.MaxServerConns = 2
+	})
+	ctx := testCtx(t)
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const clients = 12
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- func() error {
+				c, err := db.Conn(ctx)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				// The same SQL in every client (shared on the connections)
+				// and one of the client's own.
+				add, err := c.PrepareContext(ctx, "SELECT ? + 1, CONCAT('x', ?)")
+				if err != nil {
+					return err
+				}
+				defer add.Close()
+				own, err := c.PrepareContext(ctx, fmt.Sprintf("SELECT ? * %d", i+1))
+				if err != nil {
+					return err
+				}
+				defer own.Close()
+				for r := range 60 {
+					var n int64
+					var s string
+					if err := add.QueryRowContext(ctx, r+i, fmt.Sprint(i)).Scan(&n, &s); err != nil {
+						return fmt.Errorf("client %d add %d: %w", i, r, err)
+					}
+					if n != int64(r+i+1) || s != fmt.Sprint("x", i) {
+						return fmt.Errorf("client %d add %d: %d %q", i, r, n, s)
+					}
+					// Parameter types change between executions.
+					var arg any = r
+					if r%2 == 1 {
+						arg = fmt.Sprint(r)
+					}
+					var m float64
+					if err := own.QueryRowContext(ctx, arg).Scan(&m); err != nil {
+						return fmt.Errorf("client %d own %d: %w", i, r, err)
+					}
+					if m != float64(r*(i+1)) {
+						return fmt.Errorf("client %d own %d: %v", i, r, m)
+					}
+					if r%20 == 0 {
+						// Statements prepared and closed on the way.
+						tmp, err := c.PrepareContext(ctx, "SELECT ?")
+						if err != nil {
+							return err
+						}
+						var v string
+						err = tmp.QueryRowContext(ctx, "t").Scan(&v)
+						tmp.Close()
+						if err != nil || v != "t" {
+							return fmt.Errorf("client %d tmp: %q %v", i, v, err)
+						}
+					}
+				}
+				// In a transaction too.
+				tx, err := c.BeginTx(ctx, nil)
+				if err != nil {
+					return err
+				}
+				defer tx.Rollback()
+				var n int64
+				var s string
+				if err := tx.StmtContext(ctx, add).QueryRowContext(ctx, 41, "y").Scan(&n, &s); err != nil || n != 42 || s != "xy" {
+					return fmt.Errorf("client %d in tx: %d %q %v", i, n, s, err)
+				}
+				return tx.Commit()
+			}()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// myBackendID returns the backend's connection id (CONNECTION_ID() alone
+// is answered by the proxy with the client's id).
+func myBackendID(t *testing.T, ctx context.Context, c *sql.Conn) int64 {
+	t.Helper()
+	return myScanInt(t, ctx, c, "SELECT CONNECTION_ID() + 0")
+}
+
+func myScanString(t *testing.T, ctx context.Context, c *sql.Conn, q string) string {
+	t.Helper()
+	var v sql.NullString
+	if err := c.QueryRowContext(ctx, q).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return v.String
+}
+
+func TestMySQLPoolTransactionModeNoStateLeak(t *testing.T) {
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.Mode = config.PoolTransaction
+		p.MaxServerConns = 1
+	})
+	ctx := testCtx(t)
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, b := myConn(t, db), myConn(t, db)
+	defTZ := myScanString(t, ctx, b, "SELECT @@session.time_zone")
+	defCS := myScanString(t, ctx, b, "SELECT @@character_set_client")
+	myMustExec(t, ctx, a, "SET @@session.time_zone = '+05:00'")
+	myMustExec(t, ctx, a, "SET NAMES latin1")
+	myMustExec(t, ctx, a, "USE mysql")
+	for round := range 3 {
+		// The route sends these reads to a replica: one connection per
+		// backend and user, shared by a and b.
+		ida, idb := myBackendID(t, ctx, a), myBackendID(t, ctx, b)
+		if ida != idb {
+			// Reads may go to either replica; compare on the same one.
+			t.Logf("round %d: a on %d, b on %d", round, ida, idb)
+		}
+		if tz := myScanString(t, ctx, b, "SELECT @@session.time_zone"); tz != defTZ {
+			t.Fatalf("round %d: b sees time_zone %q, want %q", round, tz, defTZ)
+		}
+		if cs := myScanString(t, ctx, b, "SELECT @@character_set_client"); cs != defCS {
+			t.Fatalf("round %d: b sees character_set_client %q, want %q", round, cs, defCS)
+		}
+		if d := myScanString(t, ctx, b, "SELECT DATABASE()"); d != "app" {
+			t.Fatalf("round %d: b sees DATABASE() %q, want app", round, d)
+		}
+		if tz := myScanString(t, ctx, a, "SELECT @@session.time_zone"); tz != "+05:00" {
+			t.Fatalf("round %d: a lost its time_zone: %q", round, tz)
+		}
+		if cs := myScanString(t, ctx, a, "SELECT @@character_set_client"); cs != "latin1" {
+			t.Fatalf("round %d: a lost SET NAMES: %q", round, cs)
+		}
+		if d := myScanString(t, ctx, a, "SELECT DATABASE()"); d != "mysql" {
+			t.Fatalf("round %d: a lost USE: %q", round, d)
+		}
+	}
+	// Sharing proven on the primary: a and b in turn, each in a
+	// transaction (which the writer serves), on the single connection.
+	idOf := func(c *sql.Conn) int64 {
+		tx, err := c.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		var id int64
+		if err := tx.QueryRowContext(ctx, "SELECT CONNECTION_ID() + 0").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		var tz, d string
+		if err := tx.QueryRowContext(ctx, "SELECT @@session.time_zone, DATABASE()").Scan(&tz, &d); err != nil {
+			t.Fatal(err)
+		}
+		if c == b && (tz != defTZ || d != "app") {
+			t.Fatalf("b on the primary sees time_zone %q, database %q", tz, d)
+		}
+		if c == a && (tz != "+05:00" || d != "mysql") {
+			t.Fatalf("a on the primary sees time_zone %q, database %q", tz, d)
+		}
+		return id
+	}
+	for range 3 {
+		ida, idb := idOf(a), idOf(b)
+		if ida != idb {
+			t.Fatalf("a on backend connection %d, b on %d: not shared with max_server_conns 1", ida, idb)
+		}
+	}
+}
+
+func TestMySQLPoolCheckoutTimeout(t *testing.T) {
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.Mode = config.PoolTransaction
+		p.MaxServerConns = 1
+		p.CheckoutTimeout = 300 * time.Millisecond
+	})
+	ctx := testCtx(t)
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, b := myConn(t, db), myConn(t, db)
+	tx, err := a.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -1"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = b.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -2")
+	if code := myErrCode(err); code != 1040 {
+		t.Fatalf("statement with the pool full: %v, want error 1040", err)
+	}
+	var me *mysql.MySQLError
+	if el := time.Since(start); el < 250*time.Millisecond || el > 5*time.Second {
+		t.Errorf("1040 after %v, want about 300ms", el)
+	}
+	if errors.As(err, &me) && string(me.SQLState[:]) != "08004" {
+		t.Errorf("SQLSTATE %s, want 08004", string(me.SQLState[:]))
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	myMustExec(t, ctx, b, "UPDATE pool_acct SET n = n WHERE client = -2")
+}
+
+func TestMySQLPoolDisconnectMidTransaction(t *testing.T) {
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.Mode = config.PoolTransaction
+		p.MaxServerConns = 2
+	})
+	ctx := testCtx(t)
+	root := myRoot(t)
+	if _, err := root.ExecContext(ctx, "INSERT IGNORE INTO app.pool_acct (client, n) VALUES (-10, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	// Open transactions on the primary (tests run one at a time: the only
+	// ones are this test's).
+	openTx := func() int {
+		time.Sleep(150 * time.Millisecond) // innodb_trx is a cache, refreshed after 100ms without reads
+		var n int
+		if err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.innodb_trx").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var dropMu sync.Mutex
+	var dropped []net.Conn
+	mysql.RegisterDialContext("pooldrop", func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err == nil {
+			dropMu.Lock()
+			dropped = append(dropped, c)
+			dropMu.Unlock()
+		}
+		return c, err
+	})
+	for _, how := range []string{"quit", "drop"} {
+		db, err := sql.Open("mysql", dsn(func(c *mysql.Config) {
+			if how == "drop" {
+				c.Net = "pooldrop"
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ExecContext(ctx, "UPDATE pool_acct SET n = n + 1 WHERE client = -10"); err != nil {
+			t.Fatal(err)
+		}
+		if n := openTx(); n != 1 {
+			var all string
+			root.QueryRowContext(ctx, "SELECT GROUP_CONCAT(CONCAT(trx_mysql_thread_id, ' ', trx_state, ' ', trx_started, ' ', IFNULL(trx_query, ''))) FROM information_schema.innodb_trx").Scan(&all)
+			var pl string
+			root.QueryRowContext(ctx, "SELECT GROUP_CONCAT(CONCAT(id, ' ', user, ' ', command, ' ', IFNULL(info, ''))) FROM information_schema.processlist").Scan(&pl)
+			t.Fatalf("%s: %d open transactions before the disconnect, want 1 (%s) (%s) %v", how, n, all, pl, time.Now())
+		}
+		if how == "quit" {
+			c.Close()
+			db.Close() // COM_QUIT
+		} else {
+			// The client vanishes without COM_QUIT.
+			dropMu.Lock()
+			for _, nc := range dropped {
+				nc.Close()
+			}
+			dropMu.Unlock()
+			c.Close()
+			db.Close()
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for openTx() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the transaction is still open on the backend", how)
+			}
+			// innodb_trx is a cache, refreshed only when it was not read
+			// for 100ms.
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	// The row is free and unchanged.
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := myConn(t, db)
+	myMustExec(t, ctx, c, "SET SESSION innodb_lock_wait_timeout = 2")
+	myMustExec(t, ctx, c, "UPDATE pool_acct SET n = n WHERE client = -10")
+	var n int
+	if err := root.QueryRowContext(ctx, "SELECT n FROM app.pool_acct WHERE client = -10").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("n = %d (%v), want 0: a disconnected client's transaction was committed", n, err)
+	}
+}
+
+func TestMySQLPoolSessionModeReset(t *testing.T) {
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.MaxServerConns = 1
+	})
+	ctx := testCtx(t)
+	db, err := sql.Open("mysql", dsn(func(c *mysql.Config) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxIdleConns(0) // every Conn is a new client session
+	var first int64
+	for i := range 3 {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := c.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id int64
+		var tz string
+		var x sql.NullInt64
+		if err := tx.QueryRowContext(ctx, "SELECT CONNECTION_ID() + 0, @@session.time_zone, @x").Scan(&id, &tz, &x); err != nil {
+			t.Fatal(err)
+		}
+		tx.Commit()
+		if i == 0 {
+			first = id
+		} else if id != first {
+			t.Errorf("session %d on backend connection %d, want the pooled %d", i, id, first)
+		}
+		if tz == "+03:00" || x.Valid {
+			t.Errorf("session %d inherits time_zone %q, @x %v", i, tz, x)
+		}
+		myMustExec(t, ctx, c, "SET @@session.time_zone = '+03:00'")
+		c.Close()
+	}
+}
+
+func TestMySQLPoolTransactionModeKillQuery(t *testing.T) {
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.Mode = config.PoolTransaction
+		p.MaxServerConns = 2
+	})
+	ctx := testCtx(t)
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	victim, killer, other := myConn(t, db), myConn(t, db), myConn(t, db)
+	id := myScanInt(t, ctx, victim, "SELECT CONNECTION_ID()")
+	// Nothing running: KILL QUERY is a no-op, and the connection the victim
+	// used last serves the others unharmed.
+	myMustExec(t, ctx, killer, fmt.Sprintf("KILL QUERY %d", id))
+	if v := myScanInt(t, ctx, other, "SELECT 1"); v != 1 {
+		t.Fatal("other client hurt by KILL QUERY of an idle client")
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		var v int64
+		done <- victim.QueryRowContext(ctx, "SELECT SLEEP(10)").Scan(&v)
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			if el := time.Since(start); el > 5*time.Second {
+				t.Fatalf("SLEEP(10) ended after %v", el)
+			}
+			if v := myScanInt(t, ctx, victim, "SELECT 1"); v != 1 {
+				t.Fatal("session unusable after KILL QUERY")
+			}
+			return
+		case <-tick.C:
+			if _, err := killer.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", id)); err != nil {
+				t.Fatalf("KILL QUERY: %v", err)
+			}
+		}
+	}
+}
