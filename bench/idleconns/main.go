@@ -1,6 +1,11 @@
 // Command idleconns measures what idle client connections cost a
-// PostgreSQL proxy, and how long opening one takes. It is run by
+// PostgreSQL or MySQL proxy, and how long opening one takes. It is run by
 // scripts/bench-pool.sh.
+//
+// -protocol mysql takes a go-sql-driver/mysql DSN and opens raw driver
+// connections (handshake and authentication complete, then idle):
+//
+//	idleconns -protocol mysql -dsn 'app:app@tcp(127.0.0.1:3307)/app' -n 5000 -pid 1234
 //
 // Idle mode (the default) opens -warmup connections, reads the VmRSS of the
 // process -pid from /proc/PID/status, opens -n more connections (-concurrency
@@ -26,9 +31,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql/driver"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -37,6 +44,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -45,7 +53,8 @@ func main() {
 }
 
 func run() int {
-	dsn := flag.String("dsn", "", "PostgreSQL connection string (URL or key=value) of the server or proxy")
+	dsn := flag.String("dsn", "", "connection string of the server or proxy: PostgreSQL (URL or key=value), or with -protocol mysql a go-sql-driver DSN (user:pass@tcp(host:port)/db)")
+	protocol := flag.String("protocol", "postgres", "postgres or mysql")
 	n := flag.Int("n", 10000, "connections to open (idle mode: in addition to -warmup)")
 	pid := flag.Int("pid", 0, "idle mode: PID of the process whose VmRSS to measure (required)")
 	concurrency := flag.Int("concurrency", 64, "idle mode: connections being opened at the same time")
@@ -62,14 +71,35 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "idleconns: -dsn and a positive -n are required")
 		return 2
 	}
-	cfg, err := pgconn.ParseConfig(*dsn)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "idleconns: -dsn: %v\n", err)
+	var cfg dialer
+	switch *protocol {
+	case "postgres", "postgresql", "pg":
+		pc, err := pgconn.ParseConfig(*dsn)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "idleconns: -dsn: %v\n", err)
+			return 2
+		}
+		// One address, no retry elsewhere: a failure must show as a failure.
+		pc.Fallbacks = nil
+		pc.ConnectTimeout = *connectTimeout
+		cfg = pgDialer{pc}
+	case "mysql":
+		mc, err := mysql.ParseDSN(*dsn)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "idleconns: -dsn: %v\n", err)
+			return 2
+		}
+		mc.Timeout = *connectTimeout
+		conn, err := mysql.NewConnector(mc)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "idleconns: -dsn: %v\n", err)
+			return 2
+		}
+		cfg = myDialer{conn, *connectTimeout}
+	default:
+		fmt.Fprintf(os.Stderr, "idleconns: -protocol %q: want postgres or mysql\n", *protocol)
 		return 2
 	}
-	// One address, no retry elsewhere: a failure must show as a failure.
-	cfg.Fallbacks = nil
-	cfg.ConnectTimeout = *connectTimeout
 
 	if *sequential {
 		return runSequential(cfg, *n)
@@ -81,19 +111,50 @@ func run() int {
 	return runIdle(cfg, *n, *pid, *concurrency, *warmup, *settle)
 }
 
-func connect(cfg *pgconn.Config) (*pgconn.PgConn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.ConnectTimeout)
-	defer cancel()
-	return pgconn.ConnectConfig(ctx, cfg)
+// dialer opens one connection, complete with start-up and authentication
+// (PostgreSQL: up to ReadyForQuery; MySQL: up to the server's OK).
+type dialer interface {
+	connect() (io.Closer, error)
 }
 
-func closeConn(c *pgconn.PgConn) {
+type pgDialer struct{ cfg *pgconn.Config }
+
+func (d pgDialer) connect() (io.Closer, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ConnectTimeout)
+	defer cancel()
+	c, err := pgconn.ConnectConfig(ctx, d.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return pgCloser{c}, nil
+}
+
+type pgCloser struct{ c *pgconn.PgConn }
+
+func (c pgCloser) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = c.Close(ctx)
+	return c.c.Close(ctx)
 }
 
-func runSequential(cfg *pgconn.Config, n int) int {
+// myDialer opens raw driver connections (no database/sql pool, which would
+// close or share them): each stays open and idle until closed.
+type myDialer struct {
+	c       driver.Connector
+	timeout time.Duration
+}
+
+func (d myDialer) connect() (io.Closer, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+	defer cancel()
+	return d.c.Connect(ctx) // driver.Conn: Close sends COM_QUIT
+}
+
+func connect(cfg dialer) (io.Closer, error) { return cfg.connect() }
+
+func closeConn(c io.Closer) { _ = c.Close() }
+
+func runSequential(cfg dialer, n int) int {
 	times := make([]time.Duration, 0, n)
 	failed := 0
 	var firstErr error
@@ -133,8 +194,8 @@ func runSequential(cfg *pgconn.Config, n int) int {
 	return 0
 }
 
-func runIdle(cfg *pgconn.Config, n, pid, concurrency, warmup int, settle time.Duration) int {
-	var conns []*pgconn.PgConn
+func runIdle(cfg dialer, n, pid, concurrency, warmup int, settle time.Duration) int {
+	var conns []io.Closer
 	defer func() { closeAll(conns, concurrency) }()
 
 	if _, err := vmRSS(pid); err != nil {
@@ -184,14 +245,14 @@ func runIdle(cfg *pgconn.Config, n, pid, concurrency, warmup int, settle time.Du
 
 // openMany opens n connections, workers at a time, and returns those that
 // opened, how many failed and the first error.
-func openMany(cfg *pgconn.Config, n, workers int) ([]*pgconn.PgConn, int, error) {
+func openMany(cfg dialer, n, workers int) ([]io.Closer, int, error) {
 	if workers > n {
 		workers = n
 	}
 	var (
 		next     atomic.Int64
 		mu       sync.Mutex
-		conns    = make([]*pgconn.PgConn, 0, n)
+		conns    = make([]io.Closer, 0, n)
 		failed   int
 		firstErr error
 		wg       sync.WaitGroup
@@ -219,8 +280,8 @@ func openMany(cfg *pgconn.Config, n, workers int) ([]*pgconn.PgConn, int, error)
 	return conns, failed, firstErr
 }
 
-func closeAll(conns []*pgconn.PgConn, workers int) {
-	ch := make(chan *pgconn.PgConn)
+func closeAll(conns []io.Closer, workers int) {
+	ch := make(chan io.Closer)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
+
+	"github.com/sluicedb/sluice/internal/bufpool"
 )
 
 const (
@@ -35,14 +38,16 @@ var (
 	ErrSequence = errors.New("mysqlwire: packet out of sequence")
 )
 
-// PacketReader reads MySQL packets from a buffered reader. Payloads that fit
-// in the bufio.Reader's buffer are returned as views into it, without
+// PacketReader reads MySQL packets from a buffered reader (a bufio.Reader,
+// or a ConnReader: see NewConnPacketReader). Payloads that fit
+// in the buffer are returned as views into it, without
 // copying; larger ones are assembled in a buffer owned by the reader. Either
 // way the returned slice is valid only until the next call on the reader.
 //
 // A PacketReader is not safe for concurrent use.
 type PacketReader struct {
-	r     *bufio.Reader
+	r     bufferedReader // a *bufio.Reader or conn
+	conn  *ConnReader    // set by NewConnPacketReader
 	max   int
 	chunk int // MaxChunk; smaller in tests
 	buf   []byte
@@ -54,8 +59,68 @@ func NewPacketReader(r *bufio.Reader) *PacketReader {
 	return &PacketReader{r: r, max: DefaultMaxPayload, chunk: MaxChunk}
 }
 
-// Reset makes p read from r, keeping its settings and buffer.
-func (p *PacketReader) Reset(r *bufio.Reader) { p.r = r }
+// NewConnPacketReader returns a PacketReader (default maximum payload)
+// that reads c through a ConnReader borrowing its buffers from pool, so that
+// while the peer is silent between packets the reader holds no buffer: not
+// the pool's, nor a reassembly buffer (a payload that does not fit in a
+// pool buffer is assembled in a slice allocated for it, dropped before the
+// reader next waits with nothing buffered). Payloads up to pool.Size()-4
+// bytes are views into the pool buffer. Otherwise the contract is
+// NewPacketReader's. Call Release when the connection is done with.
+func NewConnPacketReader(c net.Conn, pool *bufpool.Pool) *PacketReader {
+	cr := NewConnReader(c, pool)
+	return &PacketReader{r: cr, conn: cr, max: DefaultMaxPayload, chunk: MaxChunk}
+}
+
+// Reset makes p read from r, keeping its settings and buffer (a reader
+// made by NewConnPacketReader gives its pool buffer back first).
+func (p *PacketReader) Reset(r *bufio.Reader) {
+	if p.conn != nil {
+		p.conn.Release()
+	}
+	p.r, p.conn = r, nil
+}
+
+// Release gives back the buffers the reader holds (its ConnReader's pool
+// buffer, its reassembly buffer); unread buffered bytes are lost with a
+// ConnReader, kept with a bufio.Reader. The reader stays usable.
+func (p *PacketReader) Release() {
+	if p.conn != nil {
+		p.conn.Release()
+	}
+	p.buf = nil
+}
+
+// idle is called at the start of every read: a connection reader about to
+// wait for the peer keeps no reassembly buffer meanwhile.
+func (p *PacketReader) idle() {
+	if p.conn != nil && p.buf != nil && p.conn.Buffered() == 0 {
+		p.buf = nil
+	}
+}
+
+// DiscardPacket reads and drops the physical packets of the payload whose
+// header is next, typically after ReadPacket failed with
+// ErrPacketTooLarge (which consumes nothing of the offending packet), up
+// to about limit payload bytes: it stops after a packet shorter than
+// MaxChunk, or at limit, or at an error.
+func (p *PacketReader) DiscardPacket(limit int) error {
+	for total := 0; total < limit; {
+		h, err := p.r.Peek(HeaderSize)
+		if err != nil {
+			return eofErr(err, len(h))
+		}
+		n := int(h[0]) | int(h[1])<<8 | int(h[2])<<16
+		if _, err := p.r.Discard(HeaderSize + n); err != nil {
+			return eofErr(err, 1)
+		}
+		total += n
+		if n < p.chunk {
+			return nil
+		}
+	}
+	return nil
+}
 
 // SetMaxPayload sets the largest payload ReadPacket accepts (and the largest
 // physical packet ReadRawPacket and RelayPacket accept); n <= 0 restores
@@ -120,6 +185,7 @@ func (p *PacketReader) scratch() []byte {
 // carries seq+1). At a clean end of stream it returns io.EOF; a stream cut
 // inside a packet yields io.ErrUnexpectedEOF.
 func (p *PacketReader) ReadPacket() (seq byte, payload []byte, err error) {
+	p.idle()
 	n, seq, err := p.header()
 	if err != nil {
 		return 0, nil, err
@@ -195,6 +261,7 @@ func readFull(r io.Reader, buf []byte, n int) ([]byte, error) {
 // payload byte is data, not a packet type. The slice is valid until the
 // next call.
 func (p *PacketReader) ReadRawPacket() ([]byte, error) {
+	p.idle()
 	n, _, err := p.header()
 	if err != nil {
 		return nil, err
