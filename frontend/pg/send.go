@@ -319,6 +319,11 @@ func (s *session) injectClose(bc *bconn, name []byte) bool {
 	return true
 }
 
+// resetStateQuery brings a connection back to its defaults before the
+// session's settings are replayed on it. RESET ALL leaves the session
+// authorization alone (as DISCARD ALL does not): reset it too.
+const resetStateQuery = "SET SESSION AUTHORIZATION DEFAULT; RESET ALL"
+
 // stateUnknown marks a connection whose session state is uncertain (a
 // replay failed): it never equals a session's stateSQL.
 const stateUnknown = "\x00unknown"
@@ -339,7 +344,7 @@ func (s *session) replay(bc *bconn) bool {
 	// RESET ALL on its own: should a SET after it fail (and with it its
 	// implicit transaction), the connection is left with the defaults, not
 	// with another client's settings.
-	s.scratch = pgwire.AppendQuery(s.scratch[:0], "RESET ALL")
+	s.scratch = pgwire.AppendQuery(s.scratch[:0], resetStateQuery)
 	if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, replay: true}) {
 		return false
 	}
