@@ -30,6 +30,13 @@ var myPoolUserOnce sync.Once
 // DSN maker for myPoolUser.
 func myPoolProxy(t *testing.T, mutate func(*config.Pool)) (*proxy.Proxy, func(func(*mysql.Config)) string) {
 	t.Helper()
+	return myPoolProxyCfg(t, mutate, nil)
+}
+
+// myPoolProxyCfg is myPoolProxy with a mutation of the whole
+// configuration too (mutateCfg, if not nil).
+func myPoolProxyCfg(t *testing.T, mutate func(*config.Pool), mutateCfg func(*config.Config)) (*proxy.Proxy, func(func(*mysql.Config)) string) {
+	t.Helper()
 	e := mysqlEnv(t)
 	ctx := testCtx(t)
 	n := e.cluster.Nodes()
@@ -74,6 +81,9 @@ log: {level: warn}
 	cl := cfg.Clusters["my"]
 	mutate(&cl.Pool)
 	cfg.Clusters["my"] = cl
+	if mutateCfg != nil {
+		mutateCfg(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -669,5 +679,320 @@ func TestMySQLPoolTransactionModeKillQuery(t *testing.T) {
 				t.Fatalf("KILL QUERY: %v", err)
 			}
 		}
+	}
+}
+
+// myRootExec runs setup statements on the primary as root and waits for
+// the replicas.
+func myRootExec(t *testing.T, ctx context.Context, root *sql.DB, qs ...string) {
+	t.Helper()
+	for _, q := range qs {
+		if _, err := root.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := mysqlEnv(t).cluster.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A statement prepared on a shared connection runs in the database current
+// when it was prepared: clients in different databases preparing the same
+// SQL must not share it.
+func TestMySQLPoolTransactionModeStmtPerDatabase(t *testing.T) {
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.Mode = config.PoolTransaction
+		p.MaxServerConns = 1
+	})
+	ctx := testCtx(t)
+	root := myRoot(t)
+	myRootExec(t, ctx, root,
+		"CREATE DATABASE IF NOT EXISTS pooldb2",
+		"CREATE TABLE IF NOT EXISTS pooldb2.pool_acct LIKE app.pool_acct",
+		"DELETE FROM app.pool_acct WHERE client IN (-31, -32)",
+		"DELETE FROM pooldb2.pool_acct WHERE client IN (-31, -32)")
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, b := myConn(t, db), myConn(t, db)
+	myMustExec(t, ctx, b, "USE pooldb2")
+	const q = "INSERT INTO pool_acct (client, n) VALUES (?, 1)"
+	sa, err := a.PrepareContext(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sa.Close()
+	sb, err := b.PrepareContext(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	// Both prepared (b's last) before either executes.
+	if _, err := sa.ExecContext(ctx, -31); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.ExecContext(ctx, -32); err != nil {
+		t.Fatal(err)
+	}
+	count := func(db string, client int) int {
+		var n int
+		if err := root.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s.pool_acct WHERE client = ?", db), client).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count("app", -31); n != 1 {
+		t.Errorf("a's rows in app: %d, want 1", n)
+	}
+	if n := count("pooldb2", -31); n != 0 {
+		t.Errorf("a's rows in pooldb2: %d, want 0 (a's statement ran in b's database)", n)
+	}
+	if n := count("pooldb2", -32); n != 1 {
+		t.Errorf("b's rows in pooldb2: %d, want 1", n)
+	}
+	if n := count("app", -32); n != 0 {
+		t.Errorf("b's rows in app: %d, want 0 (b's statement ran in a's database)", n)
+	}
+}
+
+// SET TRANSACTION without a scope sets the next transaction's
+// characteristics: they must stay with the client that set them.
+func TestMySQLPoolTransactionModeSetTransactionNext(t *testing.T) {
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.Mode = config.PoolTransaction
+		p.MaxServerConns = 1
+	})
+	ctx := testCtx(t)
+	root := myRoot(t)
+	myRootExec(t, ctx, root, "DELETE FROM app.pool_acct WHERE client IN (-41, -42)")
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, b := myConn(t, db), myConn(t, db)
+	myMustExec(t, ctx, a, "SET TRANSACTION READ ONLY")
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.ExecContext(ctx, "INSERT INTO pool_acct (client, n) VALUES (-42, 0)")
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // b waits for the connection a keeps
+	_, err = a.ExecContext(ctx, "INSERT INTO pool_acct (client, n) VALUES (-41, 0)")
+	if code := myErrCode(err); code != 1792 {
+		t.Errorf("a's insert after SET TRANSACTION READ ONLY: %v, want error 1792", err)
+	}
+	// Neither a statement refused that way nor SELECT 1 uses the
+	// characteristic up (MariaDB): a keeps its connection.
+	if v := myScanInt(t, ctx, a, "SELECT 1"); v != 1 {
+		t.Fatal("SELECT 1")
+	}
+	// A transaction takes it; its end forgets it.
+	myMustExec(t, ctx, a, "START TRANSACTION")
+	_, err = a.ExecContext(ctx, "INSERT INTO pool_acct (client, n) VALUES (-41, 0)")
+	if code := myErrCode(err); code != 1792 {
+		t.Errorf("a's insert in the read-only transaction: %v, want error 1792", err)
+	}
+	myMustExec(t, ctx, a, "COMMIT")
+	if err := <-done; err != nil {
+		t.Fatalf("b's insert: %v (a's SET TRANSACTION leaked to b)", err)
+	}
+	myMustExec(t, ctx, a, "INSERT INTO pool_acct (client, n) VALUES (-41, 0)")
+	// The go-sql-driver form: SET TRANSACTION ISOLATION LEVEL, then START
+	// TRANSACTION, as separate commands; then b writes in autocommit.
+	tx, err := a.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	myMustExec(t, ctx, b, "UPDATE pool_acct SET n = n + 1 WHERE client = -42")
+}
+
+// A command that ends in ERR may leave a transaction open (a procedure's
+// START TRANSACTION before a duplicate key): the connection must stay with
+// its client.
+func TestMySQLPoolTransactionModeErrorInTransaction(t *testing.T) {
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.Mode = config.PoolTransaction
+		p.MaxServerConns = 1
+	})
+	ctx := testCtx(t)
+	root := myRoot(t)
+	myRootExec(t, ctx, root,
+		"DELETE FROM app.pool_acct WHERE client IN (-51, -52)",
+		"DROP PROCEDURE IF EXISTS app.pool_tx_dup",
+		"CREATE PROCEDURE app.pool_tx_dup() BEGIN START TRANSACTION; INSERT INTO app.pool_acct (client, n) VALUES (-51, 0); INSERT INTO app.pool_acct (client, n) VALUES (-51, 0); END")
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, b := myConn(t, db), myConn(t, db)
+	_, err = a.ExecContext(ctx, "CALL pool_tx_dup()")
+	if code := myErrCode(err); code != 1062 {
+		t.Fatalf("CALL: %v, want error 1062", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.ExecContext(ctx, "INSERT INTO pool_acct (client, n) VALUES (-52, 0)")
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	// a's transaction is still open, with its first row.
+	var n int
+	if err := a.QueryRowContext(ctx, "SELECT COUNT(*) FROM pool_acct WHERE client = -51").Scan(&n); err != nil || n != 1 {
+		t.Errorf("a sees %d rows -51 (%v), want 1 (its open transaction)", n, err)
+	}
+	myMustExec(t, ctx, a, "ROLLBACK")
+	if err := <-done; err != nil {
+		t.Fatalf("b's insert: %v", err)
+	}
+	// b's autocommit insert was not part of a's transaction: committed.
+	if err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM app.pool_acct WHERE client = -52").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("b's row: %d (%v), want 1: b's insert ran in a's transaction", n, err)
+	}
+	if err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM app.pool_acct WHERE client = -51").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("a's row: %d (%v), want 0: a's transaction was committed", n, err)
+	}
+}
+
+// A multi-statement command that fails part way leaves session state the
+// proxy did not record: the connection must not serve another client.
+func TestMySQLPoolTransactionModePartialMultiStatement(t *testing.T) {
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.Mode = config.PoolTransaction
+		p.MaxServerConns = 1
+	})
+	ctx := testCtx(t)
+	db, err := sql.Open("mysql", dsn(func(c *mysql.Config) { c.MultiStatements = true }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, b := myConn(t, db), myConn(t, db)
+	onWriter := func(c *sql.Conn, q string) string {
+		t.Helper()
+		tx, err := c.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		var v sql.NullString
+		if err := tx.QueryRowContext(ctx, q).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v.String
+	}
+	defCS := onWriter(b, "SELECT @@character_set_client")
+	if _, err := a.ExecContext(ctx, "SET NAMES latin1; SELECT * FROM no_such_table"); err == nil {
+		t.Fatal("no error from the bad SELECT")
+	}
+	if cs := onWriter(b, "SELECT @@character_set_client"); cs != defCS {
+		t.Errorf("b sees character_set_client %q after a's failed SET NAMES …; bad, want %q", cs, defCS)
+	}
+	if _, err := a.ExecContext(ctx, "USE mysql; SELECT * FROM no_such_table"); err == nil {
+		t.Fatal("no error from the bad SELECT")
+	}
+	if d := onWriter(b, "SELECT DATABASE()"); d != "app" {
+		t.Errorf("b sees DATABASE() %q after a's failed USE mysql; bad, want app", d)
+	}
+}
+
+// Under session pooling (COM_RESET_CONNECTION keeps the current database),
+// a client that logs in without a database must not get another client's.
+func TestMySQLPoolSessionModeNoDatabase(t *testing.T) {
+	_, dsn := myPoolProxy(t, func(p *config.Pool) {
+		p.MaxServerConns = 1
+	})
+	ctx := testCtx(t)
+	dbOf := func(c *sql.Conn) (string, bool) {
+		tx, err := c.BeginTx(ctx, nil) // on the writer, the home connection
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		var d sql.NullString
+		if err := tx.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.String, d.Valid
+	}
+	for _, use := range []string{"", "USE mysql"} {
+		withDB, err := sql.Open("mysql", dsn(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := myConn(t, withDB)
+		if d, _ := dbOf(c); d != "app" {
+			t.Fatalf("client logged in to app sees %q", d)
+		}
+		c.Close()
+		withDB.Close()
+
+		noDB, err := sql.Open("mysql", dsn(func(c *mysql.Config) { c.DBName = "" }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = myConn(t, noDB)
+		if d, ok := dbOf(c); ok {
+			t.Fatalf("client logged in without a database sees %q, want NULL", d)
+		}
+		if use != "" {
+			myMustExec(t, ctx, c, use)
+		}
+		c.Close()
+		noDB.Close()
+		// And again: the connection a client without a database switched
+		// elsewhere does not serve the next one.
+		noDB, err = sql.Open("mysql", dsn(func(c *mysql.Config) { c.DBName = "" }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = myConn(t, noDB)
+		if d, ok := dbOf(c); ok {
+			t.Fatalf("after %q: client logged in without a database sees %q, want NULL", use, d)
+		}
+		c.Close()
+		noDB.Close()
+	}
+}
+
+// Waiting for a full pool is bounded by checkout_timeout, not by the
+// (shorter) connect_timeout.
+func TestMySQLPoolCheckoutTimeoutLongerThanConnect(t *testing.T) {
+	_, dsn := myPoolProxyCfg(t, func(p *config.Pool) {
+		p.Mode = config.PoolTransaction
+		p.MaxServerConns = 1
+		p.CheckoutTimeout = 2500 * time.Millisecond
+	}, func(c *config.Config) {
+		c.Server.ConnectTimeout = time.Second
+	})
+	ctx := testCtx(t)
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, b := myConn(t, db), myConn(t, db)
+	tx, err := a.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -1"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = b.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -2")
+	el := time.Since(start)
+	if code := myErrCode(err); code != 1040 {
+		t.Fatalf("statement with the pool full: %v after %v, want error 1040", err, el)
+	}
+	if el < 2*time.Second || el > 8*time.Second {
+		t.Errorf("1040 after %v, want about 2.5s (checkout_timeout)", el)
 	}
 }

@@ -41,6 +41,8 @@ func (s *session) changeUser(p []byte) bool {
 	s.user, s.password = cu.User, pw
 	s.mu.Unlock()
 	s.database = cu.Database
+	s.homeDB, s.homeDBSet = "", false // the next checkout learns it
+	s.txNext = false
 	if cu.CharacterSet != 0 && cu.CharacterSet < 256 {
 		s.charset = byte(cu.CharacterSet)
 	}

@@ -46,9 +46,15 @@ type PoolsOptions struct {
 // Pools holds the backend connection pools of one MySQL cluster, one per
 // user, shared by every listener of the cluster.
 //
-// A pool key is (backend address, user, "", profile): connections are
-// opened without a default database (the current schema is per-connection
-// state, switched with COM_INIT_DB as each client needs), and the profile
+// A pool key is (backend address, user, login database, profile):
+// connections are shared only between clients that logged in to the same
+// database ("" for none). A connection is opened without a default
+// database and the session selects its own with COM_INIT_DB; a client may
+// switch elsewhere (USE, COM_INIT_DB), so when a connection goes back to
+// its pool its key's database is selected again, or, for a key without a
+// database, the connection is closed (MySQL cannot unselect a database,
+// and COM_RESET_CONNECTION keeps it): a client that logged in without a
+// database never inherits another's schema. The profile
 // holds what makes connections not interchangeable: the client capability
 // flags that change the layout of results (backends.MySQLProfileCaps and
 // CLIENT_LOCAL_FILES) and the handshake collation. The backend TLS mode is
@@ -167,8 +173,13 @@ type srvConn struct {
 	mc   *backends.MySQLConn
 	caps uint64 // the client profile it was dialled with
 
-	db       string    // current schema ("" none; unknownDB after a reset)
-	sets     []setting // session settings applied since the last reset
+	keyDB string    // its pool key's database (the login database of its clients)
+	db    string    // current schema ("" none; unknownDB if not known)
+	sets  []setting // session settings applied since the last reset
+	// dirty: a command that changes session state (SET, USE, temporary
+	// tables, locks, user variables…) failed part way, leaving state the
+	// proxy does not know: the connection is closed when given back.
+	dirty    bool
 	setsKey  string
 	multiOff bool
 	// charsetSQL restores the handshake character set after
@@ -177,7 +188,8 @@ type srvConn struct {
 	charsetSQL string
 
 	// The statements prepared on the connection for transaction pooling,
-	// by SQL text; most recently used at the front.
+	// by stmtKey (database, settings and SQL text at prepare time); most
+	// recently used at the front.
 	stmts map[string]*list.Element
 	lru   list.List
 
@@ -219,7 +231,7 @@ func (up *userPool) dial(ctx context.Context, k pool.Key) (*srvConn, error) {
 		return nil, fmt.Errorf("backend %s does not support the client's %s", k.Addr,
 			mysqlwire.FormatCapabilities(want&^mc.Caps))
 	}
-	sc := &srvConn{up: up, addr: k.Addr, mc: mc, caps: caps, stmts: make(map[string]*list.Element)}
+	sc := &srvConn{up: up, addr: k.Addr, mc: mc, caps: caps, keyDB: k.Database, stmts: make(map[string]*list.Element)}
 	// Learn the handshake character set, to restore it after a reset.
 	v, err := sc.queryValue("SELECT CONCAT('SET character_set_client=', @@character_set_client, ', collation_connection=', @@collation_connection, ', character_set_results=', IFNULL(@@character_set_results, 'NULL'))")
 	if err != nil {
@@ -278,8 +290,16 @@ func (sc *srvConn) forgetState() {
 	sc.lru.Init()
 }
 
-// cached returns the id of the statement prepared for query, if any, and
-// marks it used.
+// stmtKey is the cache key of query prepared on the connection now: MySQL
+// runs a prepared statement in the database current when it was prepared,
+// and with the settings (sql_mode, character set…) of then, so a statement
+// is shared only by clients with the same database and settings.
+func (sc *srvConn) stmtKey(query string) string {
+	return sc.db + "\x00" + sc.setsKey + "\x00" + query
+}
+
+// cached returns the id of the statement prepared for query (a stmtKey),
+// if any, and marks it used.
 func (sc *srvConn) cached(query string) (uint32, bool) {
 	e := sc.stmts[query]
 	if e == nil {
@@ -372,7 +392,12 @@ func (s *session) checkout(ctx context.Context, addr string) (*pool.Conn[*srvCon
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := up.p.Get(ctx, pool.Key{Addr: addr, User: user, Profile: profileOf(s.caps, s.charset)})
+	if !s.homeDBSet {
+		// The first checkout after a login (connectHome), before any
+		// USE or COM_INIT_DB of the client.
+		s.homeDB, s.homeDBSet = s.database, true
+	}
+	c, err := up.p.Get(ctx, pool.Key{Addr: addr, User: user, Database: s.homeDB, Profile: profileOf(s.caps, s.charset)})
 	if err == nil {
 		return c, up, nil
 	}

@@ -3,8 +3,10 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/sluicedb/sluice/backends"
+	"github.com/sluicedb/sluice/internal/ascii"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/router"
 	"github.com/sluicedb/sluice/topology"
@@ -19,7 +21,7 @@ func (s *session) pick(cls router.Class) (*bconn, error) {
 	if closing {
 		return nil, errClosing
 	}
-	if cur := s.cur; cur != nil && !cur.dead && s.inTx() {
+	if cur := s.cur; cur != nil && !cur.dead && (s.inTx() || s.txNext) {
 		if s.fenced(cur) {
 			// The transaction runs on a writer the fleet has replaced.
 			s.lost(cur)
@@ -113,12 +115,11 @@ func (s *session) connTo(idx int, b topology.Backend, t router.Target) (*bconn, 
 	bc := s.conns[idx]
 	s.mu.Unlock()
 	if bc == nil || bc.dead || bc.addr != b.Addr {
-		// A context only when dialing: the usual statement finds its
-		// connection and allocates none.
-		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ConnectTimeout)
+		// Waiting for a free connection of a full pool is bounded by the
+		// pool's checkout_timeout alone; connect_timeout bounds only a dial
+		// (DialMySQL's own Timeout).
 		var err error
-		bc, err = s.dial(ctx, idx, b.Addr)
-		cancel()
+		bc, err = s.dial(context.Background(), idx, b.Addr)
 		if err != nil {
 			return nil, err
 		}
@@ -188,4 +189,48 @@ func (s *session) release(bc *bconn) {
 		bc.returned = true
 		bc.up.p.Discard(bc.pc)
 	}
+}
+
+// afterStatement keeps track of SET TRANSACTION without GLOBAL or SESSION
+// (the characteristics of the next transaction only) after the statement
+// (or statements) q ran on bc: the session keeps its connection (pick,
+// releaseIdle) until a transaction has started there, whose end (COMMIT,
+// ROLLBACK) forgets the characteristics. Whether a statement outside a
+// transaction used them up cannot be told (MariaDB forgets them only after
+// a statement that touched a transactional table, not after SELECT 1 or a
+// statement refused as read-only), so until then the connection stays with
+// the session, and is closed if the session ends first (giveBack).
+func (s *session) afterStatement(bc *bconn, q string) {
+	switch {
+	case bc.dead:
+		s.txNext = false
+	case s.inTx():
+		s.txNext = false
+	case setsNextTransaction(q):
+		s.txNext = true
+	}
+}
+
+// setsNextTransaction reports whether q may contain SET TRANSACTION
+// without a GLOBAL or SESSION scope. It errs on the side of yes (a
+// statement split at a ';' inside a string or comment).
+func setsNextTransaction(q string) bool {
+	if !ascii.ContainsFold(q, "transaction") {
+		return false
+	}
+	for _, part := range strings.Split(q, ";") {
+		f := strings.Fields(part)
+		for len(f) > 0 && strings.HasPrefix(f[0], "/*") {
+			// A leading comment (a hint): skip it.
+			i := 0
+			for i < len(f) && !strings.HasSuffix(f[i], "*/") {
+				i++
+			}
+			f = f[min(i+1, len(f)):]
+		}
+		if len(f) >= 2 && strings.EqualFold(f[0], "SET") && strings.EqualFold(f[1], "TRANSACTION") {
+			return true
+		}
+	}
+	return false
 }

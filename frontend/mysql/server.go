@@ -28,6 +28,7 @@ import (
 	"github.com/sluicedb/sluice/admin"
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/frontend/serve"
+	"github.com/sluicedb/sluice/internal/bufpool"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/router"
 )
@@ -129,6 +130,10 @@ type Server struct {
 	life serve.Lifecycle
 
 	ownPools bool // opts.Pools was made by NewServer: Shutdown closes it
+
+	// readBufs and writeBufs lend the sessions their client read and write
+	// buffers, only while bytes are in flight: an idle client holds none.
+	readBufs, writeBufs *bufpool.Pool
 }
 
 // NewServer returns a Server for o. It does not listen yet.
@@ -165,6 +170,8 @@ func NewServer(o Options) *Server {
 	}
 	s := &Server{
 		ownPools:     ownPools,
+		readBufs:     bufpool.New(bufpool.Size16K),
+		writeBufs:    bufpool.New(bufpool.Size16K),
 		opts:         o,
 		log:          o.Logger.With("listener", o.Name),
 		statWriter:   o.Metrics.Statements.WithLabelValues(o.Name, "writer"),

@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -69,14 +68,21 @@ func (bc *bconn) inTx() bool {
 
 type setting struct{ name, text string }
 
+// clientWriter buffers the session's output to its client: a
+// *bufpool.Writer (which holds a buffer only while output is unflushed),
+// or a *bufio.Writer in tests.
+type clientWriter interface {
+	Write(p []byte) (int, error)
+	Flush() error
+}
+
 // session is one client connection after a successful login.
 type session struct {
 	srv   *Server
 	id    uint32
 	conn  net.Conn
-	br    *bufio.Reader
-	cr    *mysqlwire.PacketReader
-	cw    *bufio.Writer
+	cr    *mysqlwire.PacketReader // mysqlwire.NewConnPacketReader: no buffer while idle
+	cw    clientWriter
 	cwErr error
 	// seqShift is subtracted from the sequence id of every relayed packet:
 	// non-zero only within a result during which the proxy answered a
@@ -105,6 +111,16 @@ type session struct {
 	// cursor is the statement whose cursor is open (transaction pooling
 	// keeps its connection until it is exhausted, reset or closed).
 	cursor *stmt
+	// txNext: an unscoped SET TRANSACTION (characteristics of the next
+	// transaction only) succeeded on s.cur and the next statement has not
+	// run yet: the connection stays with the session as in a transaction.
+	txNext bool
+	// homeDB is the database the client logged in with ("" none), the
+	// Database of its pool keys: connections are shared only between
+	// clients that logged in to the same database. Set at the first
+	// checkout after a login (homeDBSet).
+	homeDB    string
+	homeDBSet bool
 	// up is the pool of the session's user, known after its first
 	// checkout.
 	up           *userPool
@@ -232,6 +248,7 @@ func (s *session) sendError(err error) {
 // Run is the session goroutine: it serves commands until the client leaves
 // or the session is closed.
 func (s *session) Run() {
+	defer s.cr.Release()
 	defer s.closeBackends()
 	defer s.Close()
 	for {
@@ -279,20 +296,7 @@ func (s *session) Run() {
 // instead of a connection reset.
 func (s *session) discardPacket() {
 	s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for total := 0; total < 1<<30; {
-		h, err := s.br.Peek(mysqlwire.HeaderSize)
-		if err != nil {
-			return
-		}
-		n := int(h[0]) | int(h[1])<<8 | int(h[2])<<16
-		if _, err := s.br.Discard(mysqlwire.HeaderSize + n); err != nil {
-			return
-		}
-		total += n
-		if n < mysqlwire.MaxChunk {
-			return
-		}
-	}
+	s.cr.DiscardPacket(1 << 30)
 }
 
 // dispatch serves one command; false ends the session.
@@ -405,6 +409,13 @@ func (s *session) query(p []byte) bool {
 	if !alive {
 		return false
 	}
+	s.afterStatement(bc, q)
+	if !ok && !bc.dead && (cls.SessionSet || cls.Pin != "" && cls.Pin != router.PinLastInsertID) {
+		// Some of its statements may have succeeded (SET NAMES …; SELECT
+		// bad): the connection holds session state the proxy did not
+		// record and cannot serve another client.
+		bc.sc.dirty = true
+	}
 	if ok {
 		if cls.SessionSet {
 			s.applyOps(bc, o.Classifier.SessionOps(q))
@@ -478,8 +489,36 @@ func (s *session) run1(bc *bconn, p []byte, kind int, commit bool) (ok, alive bo
 		return false, !pinned
 	}
 	bc.midCommand = false
+	if !ok && s.txMode() {
+		// An ERR carries no status flags: the command may have left a
+		// transaction open (a procedure's START TRANSACTION before the
+		// error) or rolled one back. Ask the server before the connection
+		// may go back to the pool.
+		s.learnStatus(bc)
+	}
 	bc.status = s.status
 	return ok, true
+}
+
+// learnStatus learns bc's server status (in a transaction, autocommit)
+// with COM_PING, whose OK carries it, after a response that did not (ERR).
+// On failure bc is lost.
+func (s *session) learnStatus(bc *bconn) error {
+	if err := s.writeBackend(bc, []byte{mysqlwire.ComPing}, true); err != nil {
+		return errBackendLost
+	}
+	_, payload, err := bc.mc.R.ReadPacket()
+	if err != nil {
+		s.lost(bc)
+		return errBackendLost
+	}
+	st, isOK := mysqlwire.StatusFlags(payload, s.caps)
+	if !isOK {
+		s.lost(bc)
+		return errBackendLost
+	}
+	s.status = st
+	return nil
 }
 
 const (
@@ -825,7 +864,9 @@ func (s *session) resetServer(bc *bconn) error {
 		return err
 	}
 	sc := bc.sc
+	db := sc.db
 	sc.forgetState()
+	sc.db = db // COM_RESET_CONNECTION keeps the current database
 	for _, st := range s.stmts {
 		delete(st.ids, bc)
 		delete(st.typed, bc)
@@ -1024,6 +1065,7 @@ func (s *session) resetConnection() {
 	}
 	s.stmts = make(map[uint32]*stmt)
 	s.cursor = nil
+	s.txNext = false
 	s.pinned, s.pinnedTo = "", nil
 	s.status = mysqlwire.ServerStatusAutocommit
 	s.sendOK(1)
@@ -1198,9 +1240,10 @@ func (s *session) closeBackends() {
 
 // releaseIdle gives the session's connections back to their pools under
 // transaction pooling, once a command is complete and nothing ties the
-// session to them: no transaction, no pin, no open cursor.
+// session to them: no transaction, no pending SET TRANSACTION, no pin, no
+// open cursor.
 func (s *session) releaseIdle() {
-	if !s.txMode() || s.inTx() || s.pinned != "" || s.cursor != nil {
+	if !s.txMode() || s.inTx() || s.txNext || s.pinned != "" || s.cursor != nil {
 		return
 	}
 	s.mu.Lock()
@@ -1229,21 +1272,45 @@ func (s *session) releaseIdle() {
 // under session pooling the connection is then reset with
 // COM_RESET_CONNECTION (and closed if that fails); under transaction
 // pooling it keeps its settings and prepared statements for the next
-// client, which sync adjusts.
+// client, which sync adjusts. Its pool key's database is selected again if
+// the client switched (a connection of clients without a database is
+// closed instead). A connection with unknown session state (dirty), a
+// pending SET TRANSACTION or a KILL QUERY on its way is closed.
 func (s *session) giveBack(bc *bconn, final bool) {
 	s.srv.opts.Cluster.Release(bc.idx)
 	if bc.returned {
 		return
 	}
 	pinned := s.pinnedTo == bc && s.pinned != "" && s.pinned != router.PinLastInsertID
-	bad := bc.dead || bc.midCommand || bc.inTx() || pinned
+	// dirty: session state the proxy does not know; txNext: characteristics
+	// of the next transaction still pending there.
+	bad := bc.dead || bc.midCommand || bc.inTx() || pinned || bc.sc.dirty || (s.txNext && s.cur == bc)
 	if !bad && final && (!s.txMode() || s.cursor != nil || s.pinnedTo == bc) {
 		c := bc.mc.Conn
 		c.SetDeadline(time.Now().Add(2 * time.Second))
 		bad = s.resetServer(bc) != nil
 		c.SetDeadline(time.Time{})
 	}
+	if sc := bc.sc; !bad && sc.db != sc.keyDB {
+		// The client switched schema: the pool key's database is selected
+		// again; a connection of clients without a database cannot
+		// unselect it.
+		if sc.keyDB == "" {
+			bad = true
+		} else {
+			c := bc.mc.Conn
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			bad = s.exec(bc, append([]byte{mysqlwire.ComInitDB}, sc.keyDB...)) != nil
+			c.SetDeadline(time.Time{})
+			sc.db = sc.keyDB
+		}
+	}
 	s.mu.Lock()
+	if s.killing > 0 {
+		// A KILL QUERY is being forwarded to it: it must not reach the
+		// next client's statement.
+		bad = true
+	}
 	bc.dead, bc.returned = true, true
 	s.mu.Unlock()
 	if s.cur == bc {

@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/subtle"
@@ -15,6 +14,7 @@ import (
 	"github.com/sluicedb/sluice/admin"
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/frontend/serve"
+	"github.com/sluicedb/sluice/internal/bufpool"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/router"
 )
@@ -95,10 +95,9 @@ func (s *Server) startup(c net.Conn) (*session, error) {
 		}
 	}
 	sess.conn = c
-	sess.br = bufio.NewReaderSize(c, 16<<10)
-	sess.cr = mysqlwire.NewPacketReader(sess.br)
+	sess.cr = mysqlwire.NewConnPacketReader(c, s.readBufs)
 	sess.cr.SetMaxPayload(o.MaxMessageSize)
-	sess.cw = bufio.NewWriterSize(c, 16<<10)
+	sess.cw = bufpool.NewWriter(c, s.writeBufs)
 	resp, err := mysqlwire.ParseHandshakeResponse(payload)
 	if err != nil {
 		sess.writePacket(seq+1, mysqlwire.AppendERR(nil, mysqlwire.NewERR(mysqlwire.ERHandshakeError, "Bad handshake"), mysqlwire.ClientProtocol41))

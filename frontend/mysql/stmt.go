@@ -131,19 +131,22 @@ func (s *session) ensure(bc *bconn, st *stmt) (uint32, error) {
 }
 
 // stmtID returns st's id on bc: under transaction pooling the one of the
-// connection's statement with the same SQL, whoever prepared it.
+// connection's statement with the same SQL, whoever prepared it, prepared
+// in the database and with the settings the connection has now (synced to
+// the session's: see srvConn.stmtKey).
 func (s *session) stmtID(st *stmt, bc *bconn) (uint32, bool) {
 	if s.txMode() {
-		return bc.sc.cached(st.query)
+		return bc.sc.cached(bc.sc.stmtKey(st.query))
 	}
 	id, ok := st.ids[bc]
 	return id, ok
 }
 
-// remember records a statement prepared on bc for transaction pooling,
-// closing the one it evicts from the connection's cache.
+// remember records a statement prepared on bc (in its current database
+// and settings) for transaction pooling, closing the one it evicts from
+// the connection's cache.
 func (s *session) remember(bc *bconn, query string, id uint32) {
-	if ev := bc.sc.remember(query, id); ev != 0 {
+	if ev := bc.sc.remember(bc.sc.stmtKey(query), id); ev != 0 {
 		s.writeBackend(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtClose, ev), false)
 	}
 }
@@ -209,6 +212,7 @@ func (s *session) execute(p []byte) bool {
 	if !alive {
 		return false
 	}
+	s.afterStatement(bc, st.query)
 	if ok && s.status&mysqlwire.ServerStatusCursorExists != 0 {
 		s.cursor = st // its connection serves the COM_STMT_FETCHes
 	} else if s.cursor == st {
