@@ -996,3 +996,31 @@ func TestMySQLPoolCheckoutTimeoutLongerThanConnect(t *testing.T) {
 		t.Errorf("1040 after %v, want about 2.5s (checkout_timeout)", el)
 	}
 }
+
+// TestMySQLPoolPinnedStatus: a session pinned by GET_LOCK is listed with its
+// reason in /status until it leaves.
+func TestMySQLPoolPinnedStatus(t *testing.T) {
+	ctx := testCtx(t)
+	p, dsn := myPoolProxy(t, func(pl *config.Pool) { pl.Mode = config.PoolTransaction; pl.MaxServerConns = 2 })
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxIdleConns(0) // closing the Conn closes the client connection
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('sluice_status_pin', 5)").Scan(&got); err != nil || got != 1 {
+		t.Fatalf("GET_LOCK: %v (%d)", err, got)
+	}
+	pins := tpStatusPins(p, "my")
+	if len(pins) != 1 || pins[0].Reason == "" || pins[0].Listener != "pool" || pins[0].Backend == "" {
+		t.Fatalf("/status pinned sessions %+v, want this session with its reason and backend", pins)
+	}
+	t.Logf("pinned: %+v", pins[0])
+	conn.Close()
+	waitLimit(t, ctx, "the pin is gone from /status once the client left", func() bool { return len(tpStatusPins(p, "my")) == 0 })
+}

@@ -1,14 +1,16 @@
 package proxy
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluicedb/sluice/backends/pool"
 	"github.com/sluicedb/sluice/config"
-	"github.com/sluicedb/sluice/frontend/pg"
+	"github.com/sluicedb/sluice/frontend/serve"
 
 	"github.com/sluicedb/sluice/topology"
 )
@@ -42,7 +44,7 @@ type ClusterStatus struct {
 	// user, database (PostgreSQL; "" for MySQL) and connection profile.
 	Pools []PoolStatus `json:"pools,omitempty"`
 	// Pinned lists the client sessions pinned to a backend connection.
-	Pinned []pg.PinnedSession `json:"pinned_sessions,omitempty"`
+	Pinned []serve.PinnedSession `json:"pinned_sessions,omitempty"`
 }
 
 // PoolStatus is one pool of backend connections.
@@ -144,30 +146,27 @@ func (p *Proxy) Status() Status {
 			}
 			cs.Backends = append(cs.Backends, bs)
 		}
-		if cr.myPools != nil {
-			for _, ps := range cr.myPools.Stats() {
-				cs.Pools = append(cs.Pools, PoolStatus{Backend: ps.Key.Addr, User: ps.Key.User, Database: ps.Key.Database,
-					Idle: ps.Idle, InUse: ps.InUse, Waiting: ps.Waiting, Dials: ps.Dials, Timeouts: ps.Timeouts})
-			}
-			slices.SortFunc(cs.Pools, func(a, b PoolStatus) int {
-				return strings.Compare(a.Backend+"\x00"+a.User, b.Backend+"\x00"+b.User)
-			})
+		var stats []pool.Stats
+		var pinned []serve.PinnedSession
+		switch {
+		case cr.myPools != nil:
+			stats, pinned = cr.myPools.Stats(), p.connIDs.Pinned()
+		case cr.pgPools != nil:
+			stats, pinned = cr.pgPools.Stats(), p.cancels.Pinned()
 		}
-		if cr.pgPools != nil {
-			for _, ps := range cr.pgPools.Stats() {
-				cs.Pools = append(cs.Pools, PoolStatus{Backend: ps.Key.Addr, User: ps.Key.User, Database: ps.Key.Database,
-					Idle: ps.Idle, InUse: ps.InUse, Waiting: ps.Waiting, Dials: ps.Dials, Timeouts: ps.Timeouts})
-			}
-			slices.SortFunc(cs.Pools, func(a, b PoolStatus) int {
-				return strings.Compare(a.Backend+"\x00"+a.User+"\x00"+a.Database, b.Backend+"\x00"+b.User+"\x00"+b.Database)
-			})
-			for _, pin := range p.cancels.Pinned() {
-				if pin.Cluster == cr.name {
-					cs.Pinned = append(cs.Pinned, pin)
-				}
-			}
-			slices.SortFunc(cs.Pinned, func(a, b pg.PinnedSession) int { return int(a.PID) - int(b.PID) })
+		for _, ps := range stats {
+			cs.Pools = append(cs.Pools, PoolStatus{Backend: ps.Key.Addr, User: ps.Key.User, Database: ps.Key.Database,
+				Idle: ps.Idle, InUse: ps.InUse, Waiting: ps.Waiting, Dials: ps.Dials, Timeouts: ps.Timeouts})
 		}
+		slices.SortFunc(cs.Pools, func(a, b PoolStatus) int {
+			return strings.Compare(a.Backend+"\x00"+a.User+"\x00"+a.Database, b.Backend+"\x00"+b.User+"\x00"+b.Database)
+		})
+		for _, pin := range pinned {
+			if pin.Cluster == cr.name {
+				cs.Pinned = append(cs.Pinned, pin)
+			}
+		}
+		slices.SortFunc(cs.Pinned, func(a, b serve.PinnedSession) int { return cmp.Compare(a.PID, b.PID) })
 		st.Clusters = append(st.Clusters, cs)
 	}
 	for _, l := range p.listeners {

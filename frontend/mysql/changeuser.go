@@ -49,7 +49,7 @@ func (s *session) changeUser(p []byte) bool {
 	s.sets, s.setsKey = nil, ""
 	s.stmts = make(map[uint32]*stmt)
 	s.cursor, s.up = nil, nil
-	s.pinned, s.pinnedTo = "", nil
+	s.setPin("", nil)
 	s.cur = nil
 	s.status = mysqlwire.ServerStatusAutocommit
 	// A pending read-your-writes capture falls back to the writer's whole

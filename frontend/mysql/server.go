@@ -257,6 +257,20 @@ func (r *ConnRegistry) unregister(id uint32) {
 	r.mu.Unlock()
 }
 
+// Pinned lists the pinned sessions of every listener sharing the registry,
+// in no particular order.
+func (r *ConnRegistry) Pinned() []serve.PinnedSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []serve.PinnedSession
+	for _, s := range r.m {
+		if v := s.pinView.Load(); v != nil {
+			out = append(out, *v)
+		}
+	}
+	return out
+}
+
 func (r *ConnRegistry) lookup(id uint32) *session {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/backends/pool"
+	"github.com/sluicedb/sluice/frontend/serve"
 	"github.com/sluicedb/sluice/internal/ascii"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/router"
@@ -105,6 +107,8 @@ type session struct {
 	cur      *bconn
 	pinned   router.PinReason
 	pinnedTo *bconn
+	// pinView is what /status shows of the pin (read by other goroutines).
+	pinView  atomic.Pointer[serve.PinnedSession]
 	sets     []setting
 	setsKey  string // sets encoded (setsKeyOf), compared with srvConn.setsKey
 	multiOff bool
@@ -421,7 +425,7 @@ func (s *session) query(p []byte) bool {
 			s.applyOps(bc, o.Classifier.SessionOps(q))
 		}
 		if s.pins(cls.Pin) {
-			s.pinned, s.pinnedTo = cls.Pin, bc
+			s.setPin(cls.Pin, bc)
 			o.Metrics.Pins.WithLabelValues(o.Name, string(cls.Pin)).Inc()
 		}
 	}
@@ -549,7 +553,7 @@ func (s *session) lost(bc *bconn) {
 		s.status = mysqlwire.ServerStatusAutocommit
 	}
 	if s.pinnedTo == bc {
-		s.pinnedTo = nil
+		s.setPin(s.pinned, nil)
 	}
 }
 
@@ -1066,7 +1070,7 @@ func (s *session) resetConnection() {
 	s.stmts = make(map[uint32]*stmt)
 	s.cursor = nil
 	s.txNext = false
-	s.pinned, s.pinnedTo = "", nil
+	s.setPin("", nil)
 	s.status = mysqlwire.ServerStatusAutocommit
 	s.sendOK(1)
 }
@@ -1317,7 +1321,7 @@ func (s *session) giveBack(bc *bconn, final bool) {
 		s.cur = nil
 	}
 	if s.pinnedTo == bc {
-		s.pinnedTo = nil
+		s.setPin(s.pinned, nil)
 	}
 	if bad {
 		bc.sc.Close()
@@ -1325,4 +1329,20 @@ func (s *session) giveBack(bc *bconn, final bool) {
 		return
 	}
 	bc.up.p.Put(bc.pc)
+}
+
+// setPin records what pins the session, and to which connection (nil:
+// none, or it is gone), for routing and for /status.
+func (s *session) setPin(reason router.PinReason, to *bconn) {
+	s.pinned, s.pinnedTo = reason, to
+	if reason == "" {
+		s.pinView.Store(nil)
+		return
+	}
+	v := &serve.PinnedSession{PID: s.id, Listener: s.srv.opts.Name, Cluster: s.srv.opts.Cluster.Name(),
+		User: s.user, Client: s.conn.RemoteAddr().String(), Reason: string(reason)}
+	if to != nil {
+		v.Backend = to.addr
+	}
+	s.pinView.Store(v)
 }

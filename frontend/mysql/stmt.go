@@ -219,7 +219,7 @@ func (s *session) execute(p []byte) bool {
 		s.cursor = nil
 	}
 	if ok && s.pins(st.cls.Pin) {
-		s.pinned, s.pinnedTo = st.cls.Pin, bc
+		s.setPin(st.cls.Pin, bc)
 		o.Metrics.Pins.WithLabelValues(o.Name, string(st.cls.Pin)).Inc()
 	}
 	s.afterWrite(bc, st.cls.Write || st.cls.Tx == router.TxCommit || wasInTx)

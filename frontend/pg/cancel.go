@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
+	"github.com/sluicedb/sluice/frontend/serve"
 	"sync"
 	"time"
 )
@@ -73,33 +74,16 @@ func (s *Server) serveCancel(pid uint32, key []byte) {
 	sess.cancelRunning(ctx)
 }
 
-// PinnedSession describes a client session pinned to one backend
-// connection by session state that cannot move (see router.PinReason).
-type PinnedSession struct {
-	// PID is the process ID the proxy gave the client (BackendKeyData).
-	PID uint32 `json:"pid"`
-	// Listener and Cluster say where the client is connected.
-	Listener string `json:"listener"`
-	Cluster  string `json:"cluster"`
-	// User is the client's user name; Client its address.
-	User   string `json:"user"`
-	Client string `json:"client"`
-	// Reason is what pinned it (temp_table, listen, …); Backend the
-	// address of the connection it is pinned to.
-	Reason  string `json:"reason"`
-	Backend string `json:"backend,omitempty"`
-}
-
 // Pinned lists the pinned sessions of every listener sharing the registry,
 // in no particular order.
-func (r *CancelRegistry) Pinned() []PinnedSession {
+func (r *CancelRegistry) Pinned() []serve.PinnedSession {
 	r.mu.Lock()
 	sessions := make([]*session, 0, len(r.m))
 	for _, s := range r.m {
 		sessions = append(sessions, s)
 	}
 	r.mu.Unlock()
-	var out []PinnedSession
+	var out []serve.PinnedSession
 	for _, s := range sessions {
 		s.mu.Lock()
 		reason, to := s.pinned, s.pinnedTo
@@ -111,7 +95,7 @@ func (r *CancelRegistry) Pinned() []PinnedSession {
 		if reason == "" {
 			continue
 		}
-		out = append(out, PinnedSession{PID: s.pid, Listener: s.srv.opts.Name, Cluster: s.srv.opts.Cluster.Name(),
+		out = append(out, serve.PinnedSession{PID: s.pid, Listener: s.srv.opts.Name, Cluster: s.srv.opts.Cluster.Name(),
 			User: s.user, Client: s.conn.RemoteAddr().String(), Reason: string(reason), Backend: backend})
 	}
 	return out
