@@ -1024,3 +1024,58 @@ func TestMySQLPoolPinnedStatus(t *testing.T) {
 	conn.Close()
 	waitLimit(t, ctx, "the pin is gone from /status once the client left", func() bool { return len(tpStatusPins(p, "my")) == 0 })
 }
+
+// TestMySQLPoolLastInsertID: under transaction pooling the connection that
+// ran a client's INSERT may serve another client next; SELECT
+// LAST_INSERT_ID() still returns the client's own id.
+func TestMySQLPoolLastInsertID(t *testing.T) {
+	ctx := testCtx(t)
+	_, dsn := myPoolProxy(t, func(pl *config.Pool) { pl.Mode = config.PoolTransaction; pl.MaxServerConns = 1 })
+	open := func() *sql.Conn {
+		db, err := sql.Open("mysql", dsn(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b := open(), open()
+	tbl := fmt.Sprintf("app.pool_lii_%d", time.Now().UnixNano())
+	if _, err := a.ExecContext(ctx, "CREATE TABLE "+tbl+" (id BIGINT AUTO_INCREMENT PRIMARY KEY, who CHAR(1))"); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(c *sql.Conn, who string) int64 {
+		res, err := c.ExecContext(ctx, "INSERT INTO "+tbl+" (who) VALUES (?)", who)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	lastID := func(c *sql.Conn) int64 {
+		var v int64
+		if err := c.QueryRowContext(ctx, "SELECT LAST_INSERT_ID()").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	idA := insert(a, "a")
+	idB := insert(b, "b") // on the same (only) backend connection
+	if idA == idB {
+		t.Fatalf("both inserts got id %d", idA)
+	}
+	if got := lastID(a); got != idA {
+		t.Errorf("client a: LAST_INSERT_ID() = %d after client b's insert (%d), want its own %d", got, idB, idA)
+	}
+	if got := lastID(b); got != idB {
+		t.Errorf("client b: LAST_INSERT_ID() = %d, want %d", got, idB)
+	}
+}

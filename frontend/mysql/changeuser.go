@@ -46,7 +46,7 @@ func (s *session) changeUser(p []byte) bool {
 	if cu.CharacterSet != 0 && cu.CharacterSet < 256 {
 		s.charset = byte(cu.CharacterSet)
 	}
-	s.sets, s.setsKey = nil, ""
+	s.sets, s.setsKey, s.lastInsertID = nil, "", 0
 	s.stmts = make(map[uint32]*stmt)
 	s.cursor, s.up = nil, nil
 	s.setPin("", nil)

@@ -107,6 +107,10 @@ type session struct {
 	cur      *bconn
 	pinned   router.PinReason
 	pinnedTo *bconn
+	// lastInsertID is the insert id of the last OK packet that had one:
+	// what LAST_INSERT_ID() returns (answered by the proxy under
+	// transaction pooling).
+	lastInsertID uint64
 	// pinView is what /status shows of the pin (read by other goroutines).
 	pinView  atomic.Pointer[serve.PinnedSession]
 	sets     []setting
@@ -391,8 +395,15 @@ func (s *session) query(p []byte) bool {
 			return s.kill(id, conn)
 		}
 	}
-	if ascii.ContainsFold(q, "connection_id") && isConnectionIDQuery(q) {
-		s.connectionIDResult()
+	if ascii.ContainsFold(q, "connection_id") && isFunctionQuery(q, "CONNECTION_ID()") {
+		s.uintResult("CONNECTION_ID()", uint64(s.id))
+		return true
+	}
+	if s.txMode() && ascii.ContainsFold(q, "last_insert_id") && isFunctionQuery(q, "LAST_INSERT_ID()") {
+		// Under transaction pooling the connection that ran the INSERT may
+		// serve another client by now: answer from the insert id of the
+		// session's last OK packet, as the server would have.
+		s.uintResult("LAST_INSERT_ID()", s.lastInsertID)
 		return true
 	}
 	cls := o.Classifier.Classify(q)
@@ -597,6 +608,9 @@ func (s *session) relayResult(bc *bconn) (ok, relayed bool, err error) {
 			relayed = true
 			st, _ := mysqlwire.StatusFlags(payload, caps)
 			s.status = st
+			if id, ok := mysqlwire.OKInsertID(payload); ok && id != 0 {
+				s.lastInsertID = id
+			}
 			if st&mysqlwire.ServerMoreResultsExists != 0 {
 				continue
 			}
@@ -1069,7 +1083,7 @@ func (s *session) resetConnection() {
 	}
 	s.stmts = make(map[uint32]*stmt)
 	s.cursor = nil
-	s.txNext = false
+	s.txNext, s.lastInsertID = false, 0
 	s.setPin("", nil)
 	s.status = mysqlwire.ServerStatusAutocommit
 	s.sendOK(1)
@@ -1158,20 +1172,22 @@ func (s *session) kill(id uint32, connection bool) bool {
 	return true
 }
 
-// isConnectionIDQuery recognises SELECT CONNECTION_ID(), which Sluice
-// answers itself with the id it handed to the client (the one KILL takes).
-func isConnectionIDQuery(q string) bool {
+// isFunctionQuery recognises SELECT fn (e.g. "CONNECTION_ID()", which
+// Sluice answers itself with the id it handed to the client, the one KILL
+// takes).
+func isFunctionQuery(q, fn string) bool {
 	q = strings.TrimRight(strings.TrimSpace(q), "; \t\r\n")
 	f := strings.Fields(q)
-	return len(f) == 2 && strings.EqualFold(f[0], "SELECT") && strings.EqualFold(strings.ReplaceAll(f[1], " ", ""), "CONNECTION_ID()")
+	return len(f) == 2 && strings.EqualFold(f[0], "SELECT") && strings.EqualFold(strings.ReplaceAll(f[1], " ", ""), fn)
 }
 
-func (s *session) connectionIDResult() {
+// uintResult answers a query with a one-row, one-column unsigned result.
+func (s *session) uintResult(name string, v uint64) {
 	seq := byte(1)
 	s.writePacket(seq, mysqlwire.AppendColumnCount(nil, 1))
 	seq++
 	col := mysqlwire.ColumnDefinition{
-		Name: "CONNECTION_ID()", CharacterSet: mysqlwire.CollationBinary, ColumnLength: 10,
+		Name: name, CharacterSet: mysqlwire.CollationBinary, ColumnLength: 20,
 		Type: mysqlwire.TypeLongLong, Flags: mysqlwire.FlagNotNull | mysqlwire.FlagBinary | mysqlwire.FlagUnsigned | mysqlwire.FlagNum,
 	}
 	s.writePacket(seq, mysqlwire.AppendColumnDefinition(nil, &col, s.caps))
@@ -1180,7 +1196,7 @@ func (s *session) connectionIDResult() {
 		s.writePacket(seq, mysqlwire.AppendEOF(nil, mysqlwire.EOFPacket{Status: s.status}))
 		seq++
 	}
-	s.writePacket(seq, mysqlwire.AppendTextValue(nil, []byte(strconv.FormatUint(uint64(s.id), 10)), false))
+	s.writePacket(seq, mysqlwire.AppendTextValue(nil, []byte(strconv.FormatUint(v, 10)), false))
 	seq++
 	s.sendEOF(seq)
 }

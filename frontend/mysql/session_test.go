@@ -35,8 +35,8 @@ func TestIsConnectionIDQuery(t *testing.T) {
 		"SELECT CONNECTION_ID(), 1": false,
 		"SELECT 1":                  false,
 	} {
-		if got := isConnectionIDQuery(q); got != want {
-			t.Errorf("isConnectionIDQuery(%q) = %v", q, got)
+		if got := isFunctionQuery(q, "CONNECTION_ID()"); got != want {
+			t.Errorf("isFunctionQuery(%q, CONNECTION_ID()) = %v", q, got)
 		}
 	}
 }

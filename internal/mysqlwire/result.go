@@ -398,3 +398,17 @@ func AppendSessionTrack(dst []byte, items ...SessionTrackItem) []byte {
 	}
 	return dst
 }
+
+// OKInsertID returns the last-insert-id field of an OK packet's payload
+// (header 0x00, affected rows, last insert id), without decoding the rest.
+func OKInsertID(payload []byte) (id uint64, ok bool) {
+	if len(payload) == 0 || payload[0] != OKHeader {
+		return 0, false
+	}
+	_, n, ok := ReadLenEncInt(payload[1:])
+	if !ok {
+		return 0, false
+	}
+	id, _, ok = ReadLenEncInt(payload[1+n:])
+	return id, ok
+}

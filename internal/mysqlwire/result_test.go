@@ -293,3 +293,17 @@ func TestFormatCapabilities(t *testing.T) {
 		t.Fatalf("%q", s)
 	}
 }
+
+func TestOKInsertID(t *testing.T) {
+	for _, want := range []uint64{0, 1, 250, 251, 1 << 20, 1 << 40} {
+		p := AppendOK(nil, OKPacket{AffectedRows: 300, LastInsertID: want, Status: 2}, caps41)
+		if got, ok := OKInsertID(p); !ok || got != want {
+			t.Errorf("OKInsertID of an OK with id %d: %d, %v", want, got, ok)
+		}
+	}
+	for _, bad := range [][]byte{nil, {0x00}, {0x00, 0x01}, {0xff, 0x01, 0x01}, {0x00, 0xfc, 0x01}} {
+		if _, ok := OKInsertID(bad); ok {
+			t.Errorf("OKInsertID(%x) accepted a malformed packet", bad)
+		}
+	}
+}
