@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/sluicedb/sluice/config"
+	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/proxy"
 )
 
@@ -1078,4 +1079,131 @@ func TestMySQLPoolLastInsertID(t *testing.T) {
 	if got := lastID(b); got != idB {
 		t.Errorf("client b: LAST_INSERT_ID() = %d, want %d", got, idB)
 	}
+}
+
+// TestMySQLPoolTransactionModeCursors: under transaction pooling, a client
+// with two cursors open keeps its connection until both are done (one
+// finishing does not release it under the other), and COM_STMT_CLOSE of
+// a statement whose cursor is open releases it.
+func TestMySQLPoolTransactionModeCursors(t *testing.T) {
+	ctx := testCtx(t)
+	p, dsn := myPoolProxy(t, func(pl *config.Pool) { pl.Mode = config.PoolTransaction; pl.MaxServerConns = 1 })
+	tbl := fmt.Sprintf("app.pool_cur_%d", time.Now().UnixNano())
+	root := myRoot(t)
+	myRootExec(t, ctx, root, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY)", "INSERT INTO "+tbl+" VALUES (1), (2), (3), (4), (5)")
+	m, login := dialRawMyAt(t, p.Addr("pool").String(), myPoolUser, myPoolUser, mysqlwire.AuthNativePassword)
+	if !mysqlwire.IsOK(login, rawCaps) {
+		t.Fatalf("login: % x", login)
+	}
+	prepare := func(q string) uint32 {
+		t.Helper()
+		m.send(append([]byte{mysqlwire.ComStmtPrepare}, q...))
+		pok, err := mysqlwire.ParseStmtPrepareOK(m.read(), rawCaps)
+		if err != nil {
+			t.Fatalf("prepare %s: %v", q, err)
+		}
+		n := int(pok.NumParams) + int(pok.NumColumns)
+		for _, k := range []uint16{pok.NumParams, pok.NumColumns} {
+			if k > 0 {
+				n++ // its EOF
+			}
+		}
+		for range n {
+			m.read()
+		}
+		return pok.StatementID
+	}
+	// execute opens a read-only cursor on id.
+	execute := func(id uint32) {
+		t.Helper()
+		x := mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtExecute, id)
+		x = append(x, 1 /* CURSOR_TYPE_READ_ONLY */, 1, 0, 0, 0)
+		m.send(x)
+		first := m.read()
+		n, ok := mysqlwire.ParseColumnCount(first)
+		if !ok || mysqlwire.IsERR(first) {
+			t.Fatalf("execute: %q", first)
+		}
+		for range n {
+			m.read()
+		}
+		eof := m.read()
+		if st, _ := mysqlwire.StatusFlags(eof, rawCaps); !mysqlwire.IsEOF(eof, rawCaps) || st&mysqlwire.ServerStatusCursorExists == 0 {
+			t.Fatalf("execute: no cursor (% x)", eof)
+		}
+	}
+	// fetch fetches up to two rows of id's cursor until its last row and
+	// returns how many rows came.
+	fetch := func(id uint32) int {
+		t.Helper()
+		rows := 0
+		for range 10 {
+			f := mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtFetch, id)
+			m.send(append(f, 2, 0, 0, 0))
+			for {
+				p := m.read()
+				if mysqlwire.IsERR(p) {
+					t.Fatalf("fetch after %d rows: %s", rows, p)
+				}
+				if mysqlwire.IsEOF(p, rawCaps) {
+					if st, _ := mysqlwire.StatusFlags(p, rawCaps); st&mysqlwire.ServerStatusLastRowSent != 0 {
+						return rows
+					}
+					break
+				}
+				rows++
+			}
+		}
+		t.Fatalf("fetch: no last row after %d rows", rows)
+		return rows
+	}
+	a := prepare("/* sluice:writer */ SELECT id FROM " + tbl + " ORDER BY id")
+	b := prepare("/* sluice:writer */ SELECT id * 10 FROM " + tbl + " ORDER BY id")
+	execute(a)
+	execute(b)
+	// The last opened first: the connection stays for a's.
+	if n := fetch(b); n != 5 {
+		t.Fatalf("cursor b: %d rows", n)
+	}
+	if n := fetch(a); n != 5 {
+		t.Fatalf("cursor a: %d rows", n)
+	}
+
+	// The connection went back: another client gets it.
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	other := func() {
+		t.Helper()
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var n int
+		if err := db.QueryRowContext(qctx, "/* sluice:writer */ SELECT COUNT(*) FROM "+tbl).Scan(&n); err != nil || n != 5 {
+			t.Fatalf("other client: %d %v", n, err)
+		}
+	}
+	other()
+
+	// A cursor closed half read with COM_STMT_CLOSE releases the
+	// connection too, and the statement, shared on the connection, serves
+	// a new cursor from its start.
+	execute(a)
+	f := mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtFetch, a)
+	m.send(append(f, 1, 0, 0, 0))
+	if p := m.read(); mysqlwire.IsERR(p) || mysqlwire.IsEOF(p, rawCaps) {
+		t.Fatalf("fetch: %q", p)
+	}
+	if p := m.read(); !mysqlwire.IsEOF(p, rawCaps) {
+		t.Fatalf("fetch end: %q", p)
+	}
+	m.send(mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtClose, a))
+	other()
+	c := prepare("/* sluice:writer */ SELECT id FROM " + tbl + " ORDER BY id")
+	execute(c)
+	if n := fetch(c); n != 5 {
+		t.Fatalf("cursor c: %d rows", n)
+	}
+	other()
 }

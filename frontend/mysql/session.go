@@ -116,9 +116,10 @@ type session struct {
 	sets     []setting
 	setsKey  string // sets encoded (setsKeyOf), compared with srvConn.setsKey
 	multiOff bool
-	// cursor is the statement whose cursor is open (transaction pooling
-	// keeps its connection until it is exhausted, reset or closed).
-	cursor *stmt
+	// cursor holds the statements whose cursor is open (transaction
+	// pooling keeps their connections until each is exhausted, reset,
+	// executed again or closed).
+	cursor map[*stmt]bool
 	// txNext: an unscoped SET TRANSACTION (characteristics of the next
 	// transaction only) succeeded on s.cur and the next statement has not
 	// run yet: the connection stays with the session as in a transaction.
@@ -369,9 +370,9 @@ func (s *session) dispatch(p []byte) bool {
 					s.writeBackend(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtClose, bid), false)
 				}
 			}
-			if s.cursor == st {
-				s.cursor = nil
-			}
+			// Under transaction pooling the statement stays prepared:
+			// its open cursor is closed with COM_STMT_RESET.
+			s.closeCursor(st)
 			delete(s.stmts, id)
 		}
 	case mysqlwire.ComStmtReset:
@@ -632,12 +633,21 @@ func (s *session) relayResult(bc *bconn) (ok, relayed bool, err error) {
 		if caps&mysqlwire.ClientDeprecateEOF == 0 {
 			defs++
 		}
-		for range defs {
+		for i := range defs {
 			raw, err := r.ReadRawPacket()
 			if err != nil {
 				return false, true, err
 			}
 			s.writeRaw(raw)
+			if i == int(n) {
+				// The definitions' EOF: with a cursor open (COM_STMT_EXECUTE
+				// with a cursor type), no rows follow; COM_STMT_FETCH
+				// gets them.
+				if st, _ := mysqlwire.StatusFlags(raw[mysqlwire.HeaderSize:], caps); st&mysqlwire.ServerStatusCursorExists != 0 {
+					s.status = st
+					return true, true, nil
+				}
+			}
 		}
 		st, more, err := s.relayRows(bc)
 		if err != nil {
@@ -1263,7 +1273,12 @@ func (s *session) closeBackends() {
 // session to them: no transaction, no pending SET TRANSACTION, no pin, no
 // open cursor.
 func (s *session) releaseIdle() {
-	if !s.txMode() || s.inTx() || s.txNext || s.pinned != "" || s.cursor != nil {
+	for st := range s.cursor {
+		if st.last == nil || st.last.dead {
+			delete(s.cursor, st) // its connection is gone
+		}
+	}
+	if !s.txMode() || s.inTx() || s.txNext || s.pinned != "" || len(s.cursor) > 0 {
 		return
 	}
 	s.mu.Lock()
@@ -1305,7 +1320,19 @@ func (s *session) giveBack(bc *bconn, final bool) {
 	// dirty: session state the proxy does not know; txNext: characteristics
 	// of the next transaction still pending there.
 	bad := bc.dead || bc.midCommand || bc.inTx() || pinned || bc.sc.dirty || (s.txNext && s.cur == bc)
-	if !bad && final && (!s.txMode() || s.cursor != nil || s.pinnedTo == bc) {
+	if !bad && final && s.txMode() {
+		// The statements stay prepared for the next client: their open
+		// cursors are closed.
+		c := bc.mc.Conn
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		for st := range s.cursor {
+			if st.last == bc && !s.closeCursor(st) {
+				bad = true
+			}
+		}
+		c.SetDeadline(time.Time{})
+	}
+	if !bad && final && (!s.txMode() || s.pinnedTo == bc) {
 		c := bc.mc.Conn
 		c.SetDeadline(time.Now().Add(2 * time.Second))
 		bad = s.resetServer(bc) != nil

@@ -181,6 +181,14 @@ func (s *session) execute(p []byte) bool {
 		s.sendError(err)
 		return true
 	}
+	if s.cursor[st] {
+		// Executing again closes the open cursor on its connection; one
+		// left on another connection is closed there.
+		if st.last != bc {
+			s.closeCursor(st)
+		}
+		delete(s.cursor, st)
+	}
 	bid, err := s.ensure(bc, st)
 	if err != nil {
 		s.sendError(err)
@@ -214,9 +222,10 @@ func (s *session) execute(p []byte) bool {
 	}
 	s.afterStatement(bc, st.query)
 	if ok && s.status&mysqlwire.ServerStatusCursorExists != 0 {
-		s.cursor = st // its connection serves the COM_STMT_FETCHes
-	} else if s.cursor == st {
-		s.cursor = nil
+		if s.cursor == nil {
+			s.cursor = make(map[*stmt]bool)
+		}
+		s.cursor[st] = true // its connection serves the COM_STMT_FETCHes
 	}
 	if ok && s.pins(st.cls.Pin) {
 		s.setPin(st.cls.Pin, bc)
@@ -239,9 +248,7 @@ func (s *session) stmtReset(p []byte) bool {
 	}
 	st.longData = st.longData[:0]
 	st.state.Executed(nil)
-	if s.cursor == st {
-		s.cursor = nil
-	}
+	delete(s.cursor, st) // the COM_STMT_RESET below closes it
 	bc := st.last
 	bid, ok := uint32(0), false
 	if bc != nil && !bc.dead {
@@ -283,9 +290,32 @@ func (s *session) fetch(p []byte) bool {
 	bc.midCommand = false
 	bc.status = s.status
 	if !ok || s.status&mysqlwire.ServerStatusLastRowSent != 0 {
-		if s.cursor == st {
-			s.cursor = nil
-		}
+		delete(s.cursor, st)
+	}
+	return true
+}
+
+// closeCursor forgets st's open cursor, if any. Under transaction pooling
+// the statement stays prepared on its connection for other clients, so
+// the cursor is closed there with COM_STMT_RESET; a connection on which
+// that fails is not pooled again. It reports whether the connection is
+// clean.
+func (s *session) closeCursor(st *stmt) bool {
+	if !s.cursor[st] {
+		return true
+	}
+	delete(s.cursor, st)
+	bc := st.last
+	if !s.txMode() || bc == nil || bc.dead {
+		return true
+	}
+	bid, ok := s.stmtID(st, bc)
+	if !ok {
+		return true
+	}
+	if s.exec(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtReset, bid)) != nil {
+		bc.sc.dirty = true
+		return false
 	}
 	return true
 }
