@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"io"
 	"net"
-	"syscall"
 
 	"github.com/sluicedb/sluice/internal/bufpool"
+	"github.com/sluicedb/sluice/internal/rawread"
 )
 
 // bufferedReader is what a PacketReader needs from its source: the subset
@@ -47,18 +47,15 @@ var (
 // A ConnReader is not safe for concurrent use.
 type ConnReader struct {
 	conn net.Conn
-	raw  syscall.RawConn // nil: fallback path through conn.Read
+	raw  *rawread.Reader // nil: fallback path through conn.Read (fills buf)
+	dir  *rawread.Reader // the same descriptor, reading straight into dst
 	pool *bufpool.Pool
 
 	bufp *[]byte // borrowed buffer, nil while none is held
 	buf  []byte  // *bufp
 	r, w int     // unread bytes are buf[r:w]
 
-	dst    []byte                // readDirect's target
-	dstN   int                   // bytes readDirect read into dst
-	readFn func(fd uintptr) bool // r.readFD, bound once so reads do not allocate
-	dirFn  func(fd uintptr) bool // r.readDirect, likewise
-	err    error                 // result of the last raw read callback
+	dst []byte // readInto's target on the raw path
 
 	waitHook func() // test hook: called when about to wait with nothing held
 }
@@ -72,7 +69,9 @@ func NewConnReader(c net.Conn, pool *bufpool.Pool) *ConnReader {
 		pool = bufpool.New(bufpool.Size16K)
 	}
 	r := &ConnReader{conn: c, pool: pool}
-	r.initRaw()
+	if r.raw = rawread.New(c, r.rawBuf, r.rawEmpty); r.raw != nil {
+		r.dir = rawread.New(c, func() []byte { return r.dst }, r.dirEmpty)
+	}
 	return r
 }
 
@@ -169,11 +168,9 @@ func (r *ConnReader) ensure(n int) error {
 // with no buffer held when nothing is unread.
 func (r *ConnReader) fill() error {
 	if r.raw != nil {
-		r.err = nil
-		if err := r.raw.Read(r.readFn); err != nil {
-			return err
-		}
-		return r.err
+		n, err := r.raw.Read()
+		r.w += n
+		return err
 	}
 	r.borrow()
 	for range 100 {
@@ -191,17 +188,38 @@ func (r *ConnReader) fill() error {
 
 // readInto reads once from the connection straight into p.
 func (r *ConnReader) readInto(p []byte) (int, error) {
-	if r.raw == nil {
+	if r.dir == nil {
 		return r.conn.Read(p)
 	}
-	r.dst, r.dstN, r.err = p, 0, nil
-	err := r.raw.Read(r.dirFn)
-	n := r.dstN
+	r.dst = p
+	n, err := r.dir.Read()
 	r.dst = nil
-	if err != nil {
-		return n, err
+	return n, err
+}
+
+// rawBuf is where the raw path reads: the free part of buf, borrowed for
+// the attempt.
+func (r *ConnReader) rawBuf() []byte {
+	r.borrow()
+	return r.buf[r.w:]
+}
+
+// rawEmpty runs when the socket had nothing to read: with nothing unread,
+// the buffer goes back before the goroutine waits.
+func (r *ConnReader) rawEmpty() {
+	if r.r == r.w {
+		r.releaseBuf()
+		if r.waitHook != nil {
+			r.waitHook()
+		}
 	}
-	return n, r.err
+}
+
+// dirEmpty runs when a direct read found nothing to read.
+func (r *ConnReader) dirEmpty() {
+	if r.waitHook != nil {
+		r.waitHook()
+	}
 }
 
 func (r *ConnReader) borrow() {

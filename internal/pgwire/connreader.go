@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"syscall"
 
 	"github.com/sluicedb/sluice/internal/bufpool"
+	"github.com/sluicedb/sluice/internal/rawread"
 )
 
 // bigRetainLimit is the capacity above which a ConnReader does not keep its
@@ -41,7 +41,7 @@ const bigRetainLimit = 1 << 20
 // A ConnReader is not safe for concurrent use.
 type ConnReader struct {
 	conn net.Conn
-	raw  syscall.RawConn // nil: fallback path through conn.Read
+	raw  *rawread.Reader // nil: fallback path through conn.Read
 	pool *bufpool.Pool
 	max  int
 
@@ -52,9 +52,6 @@ type ConnReader struct {
 	big      []byte // scratch for messages larger than the pool's buffers
 	pendHave int    // bytes of an unfinished large message already in big
 	pendLen  int    // total size of that message; 0 when none is pending
-
-	readFn  func(fd uintptr) bool // r.readFD, bound once so reads do not allocate
-	readErr error                 // result of the last readFD
 
 	waitHook func() // test hook: called when about to wait with nothing held
 }
@@ -77,7 +74,7 @@ func NewConnReader(c net.Conn, pool *bufpool.Pool, max int) *ConnReader {
 		max = DefaultMaxMessageSize
 	}
 	r := &ConnReader{conn: c, pool: pool, max: max}
-	r.initRaw()
+	r.raw = rawread.New(c, r.rawBuf, r.rawEmpty)
 	return r
 }
 
@@ -191,16 +188,36 @@ func (r *ConnReader) ensure(n int) error {
 	return nil
 }
 
+// rawBuf is where the raw path reads: the free part of buf, borrowed for
+// the attempt.
+func (r *ConnReader) rawBuf() []byte {
+	r.borrow()
+	return r.buf[r.w:]
+}
+
+// rawEmpty runs when the socket had nothing to read: with nothing unread,
+// every buffer goes back before the goroutine waits.
+func (r *ConnReader) rawEmpty() {
+	if r.r != r.w {
+		return
+	}
+	r.releaseBuf()
+	if r.pendLen == 0 {
+		r.big = nil
+	}
+	if r.waitHook != nil {
+		r.waitHook()
+	}
+}
+
 // fill reads once from the connection, appending to buf (borrowing it first
 // if none is held). On the raw path the wait for readability happens with no
 // buffer held when nothing is buffered.
 func (r *ConnReader) fill() error {
 	if r.raw != nil {
-		r.readErr = nil
-		if err := r.raw.Read(r.readFn); err != nil {
-			return err
-		}
-		return r.readErr
+		n, err := r.raw.Read()
+		r.w += n
+		return err
 	}
 	r.borrow()
 	for range 100 {
