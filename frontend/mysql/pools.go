@@ -68,9 +68,7 @@ type Pools struct {
 	o   PoolsOptions
 	log *slog.Logger
 
-	mu     sync.Mutex
-	byUser map[string]*userPool
-	closed bool
+	users pool.Users[*srvConn, userPool]
 }
 
 // userPool is the pool of one user's connections.
@@ -82,16 +80,23 @@ type userPool struct {
 
 // NewPools returns empty pools; connections are dialled on demand.
 func NewPools(o PoolsOptions) *Pools {
-	if o.Config == nil {
-		o.Config = func(string) PoolConfig { return PoolConfig{} }
-	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Pools{o: o, log: o.Logger, byUser: make(map[string]*userPool)}
+	ps := &Pools{o: o, log: o.Logger}
+	ps.users = pool.Users[*srvConn, userPool]{
+		Settings: o.Config,
+		New: func(_ string, cfg PoolConfig) *userPool {
+			up := &userPool{pools: ps, cfg: cfg}
+			up.p = pool.NewWith(cfg, up.dial, func(sc *srvConn) bool { return sc.healthy() })
+			return up
+		},
+		Pool: func(up *userPool) *pool.Pool[*srvConn] { return up.p },
+	}
+	return ps
 }
 
 // errPoolsClosed is returned to sessions that need a connection after
@@ -100,50 +105,21 @@ var errPoolsClosed = errors.New("the proxy is shutting down")
 
 // forUser returns user's pool, creating it on first use.
 func (ps *Pools) forUser(user string) (*userPool, error) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if ps.closed {
+	up, err := ps.users.Get(user)
+	if err != nil {
 		return nil, errPoolsClosed
 	}
-	if up := ps.byUser[user]; up != nil {
-		return up, nil
-	}
-	cfg := ps.o.Config(user).WithDefaults()
-	up := &userPool{pools: ps, cfg: cfg}
-	up.p = pool.NewWith(cfg, up.dial, func(sc *srvConn) bool { return sc.healthy() })
-	ps.byUser[user] = up
 	return up, nil
 }
 
 // Close closes every idle connection and refuses new checkouts.
 // Connections still checked out are closed when they come back.
 func (ps *Pools) Close() {
-	ps.mu.Lock()
-	ps.closed = true
-	ups := make([]*userPool, 0, len(ps.byUser))
-	for _, up := range ps.byUser {
-		ups = append(ups, up)
-	}
-	ps.mu.Unlock()
-	for _, up := range ups {
-		up.p.Close()
-	}
+	ps.users.Close()
 }
 
 // Stats returns a snapshot of every pool, for metrics and /status.
-func (ps *Pools) Stats() []pool.Stats {
-	ps.mu.Lock()
-	ups := make([]*userPool, 0, len(ps.byUser))
-	for _, up := range ps.byUser {
-		ups = append(ups, up)
-	}
-	ps.mu.Unlock()
-	var out []pool.Stats
-	for _, up := range ups {
-		out = append(out, up.p.Stats()...)
-	}
-	return out
-}
+func (ps *Pools) Stats() []pool.Stats { return ps.users.Stats() }
 
 // profileCaps are the client capabilities a pooled connection is dialled
 // with (and so part of its pool key).

@@ -51,9 +51,7 @@ type Pools struct {
 	o   PoolsOptions
 	log *slog.Logger
 
-	mu     sync.Mutex
-	byUser map[string]*userPool
-	closed bool
+	users pool.Users[*bconn, userPool]
 
 	wg sync.WaitGroup // relay goroutines
 }
@@ -67,16 +65,23 @@ type userPool struct {
 
 // NewPools returns empty pools; connections are dialled on demand.
 func NewPools(o PoolsOptions) *Pools {
-	if o.Config == nil {
-		o.Config = func(string) PoolConfig { return PoolConfig{} }
-	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Pools{o: o, log: o.Logger, byUser: make(map[string]*userPool)}
+	ps := &Pools{o: o, log: o.Logger}
+	ps.users = pool.Users[*bconn, userPool]{
+		Settings: o.Config,
+		New: func(_ string, cfg PoolConfig) *userPool {
+			up := &userPool{pools: ps, cfg: cfg}
+			up.p = pool.NewWith(cfg, up.dial, func(bc *bconn) bool { return !bc.isBroken() })
+			return up
+		},
+		Pool: func(up *userPool) *pool.Pool[*bconn] { return up.p },
+	}
+	return ps
 }
 
 // errPoolsClosed is returned to sessions that start after Close.
@@ -84,18 +89,10 @@ var errPoolsClosed = errors.New("the proxy is shutting down")
 
 // forUser returns user's pool, creating it on first use.
 func (ps *Pools) forUser(user string) (*userPool, error) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if ps.closed {
+	up, err := ps.users.Get(user)
+	if err != nil {
 		return nil, errPoolsClosed
 	}
-	if up := ps.byUser[user]; up != nil {
-		return up, nil
-	}
-	cfg := ps.o.Config(user).WithDefaults()
-	up := &userPool{pools: ps, cfg: cfg}
-	up.p = pool.NewWith(cfg, up.dial, func(bc *bconn) bool { return !bc.isBroken() })
-	ps.byUser[user] = up
 	return up, nil
 }
 
@@ -103,33 +100,12 @@ func (ps *Pools) forUser(user string) (*userPool, error) {
 // for the relay goroutines. Call it once the sessions using the pools have
 // ended (connections still checked out are closed when they come back).
 func (ps *Pools) Close() {
-	ps.mu.Lock()
-	ps.closed = true
-	ups := make([]*userPool, 0, len(ps.byUser))
-	for _, up := range ps.byUser {
-		ups = append(ups, up)
-	}
-	ps.mu.Unlock()
-	for _, up := range ups {
-		up.p.Close()
-	}
+	ps.users.Close()
 	ps.wg.Wait()
 }
 
 // Stats returns a snapshot of every pool, for metrics and /status.
-func (ps *Pools) Stats() []pool.Stats {
-	ps.mu.Lock()
-	ups := make([]*userPool, 0, len(ps.byUser))
-	for _, up := range ps.byUser {
-		ups = append(ups, up)
-	}
-	ps.mu.Unlock()
-	var out []pool.Stats
-	for _, up := range ups {
-		out = append(out, up.p.Stats()...)
-	}
-	return out
-}
+func (ps *Pools) Stats() []pool.Stats { return ps.users.Stats() }
 
 // profileOf encodes startup parameters as a pool key profile: connections
 // opened with different parameters are not interchangeable.
@@ -243,12 +219,10 @@ func (bc *bconn) lockOwner() *session {
 	}
 }
 
-func (bc *bconn) setOwner(s *session, c *pool.Conn[*bconn]) {
+// disown leaves bc without an owner (the caller holds the owner's mu).
+func (bc *bconn) disown() {
 	bc.ownMu.Lock()
-	bc.owner = s
-	if c != nil {
-		bc.pconn = c
-	}
+	bc.owner = nil
 	bc.ownMu.Unlock()
 }
 

@@ -292,7 +292,7 @@ func (s *session) waitingOnLocked(cur *bconn) bool {
 // batch is being sent on it, no transaction is open on it and no session
 // state pins the session to it. Called with s.mu held.
 func (s *session) detachableLocked(bc *bconn) bool {
-	return s.txMode && !bc.claimed && bc.cancelling == 0 && !bc.copyIn && !bc.dead && bc.inflight == 0 && bc.qh == len(bc.q) &&
+	return s.txMode() && !bc.claimed && bc.cancelling == 0 && !bc.copyIn && !bc.dead && bc.inflight == 0 && bc.qh == len(bc.q) &&
 		s.pinnedTo != bc && !(s.cur == bc && s.txStatus != 'I') && bc.ownedBy(s)
 }
 
@@ -318,7 +318,7 @@ func (s *session) detachLocked(bc *bconn) {
 	bc.claimed = false
 	bc.q, bc.qh, bc.inflight, bc.pending = bc.q[:0], 0, 0, 0
 	bc.batchErr, bc.txTag, bc.fatal, bc.captured, bc.commitInFlight, bc.failed, bc.copyIn = false, 0, "", false, false, false, false
-	bc.setOwner(nil, nil)
+	bc.disown()
 	s.srv.opts.Cluster.Release(bc.idx)
 }
 

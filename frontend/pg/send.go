@@ -150,7 +150,7 @@ func (s *session) notePin(bc *bconn, c router.Class) {
 func (s *session) noteSessionOps(bc *bconn, q []byte) {
 	ops := cloneOps(s.srv.opts.Classifier.SessionOps(string(q)))
 	for _, op := range ops {
-		if op.Kind == router.SessionResetAll && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(op.Text)), "DISCARD") {
+		if op.Kind == router.SessionResetAll && isDiscardAll(op.Text) {
 			// DISCARD ALL also drops every prepared statement (if it
 			// fails, they stay: uncertain until re-prepared).
 			clear(s.stmts)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/backends/pool"
+	"github.com/sluicedb/sluice/internal/bufpool"
 	"github.com/sluicedb/sluice/internal/pgwire"
 	"github.com/sluicedb/sluice/router"
 )
@@ -173,11 +174,10 @@ type session struct {
 	params   map[string]string // startup parameters forwarded to backends
 	profile  string            // params encoded: the pool key's profile
 	up       *userPool
-	txMode   bool // transaction pooling: backend connections are held only for a transaction
 	pid, key uint32
 
 	cwMu       sync.Mutex
-	cw         clientWriter
+	cw         *bufpool.Writer // borrows its buffer only while output is unflushed
 	clientDead bool
 
 	// Owned by the session goroutine.
@@ -230,7 +230,7 @@ func newSession(srv *Server, up *userPool, conn net.Conn, rd *pgwire.ConnReader,
 		srv:       srv,
 		conn:      conn,
 		cr:        rd,
-		cw:        clientWriter{conn: conn, pool: srv.bufs},
+		cw:        bufpool.NewWriter(conn, srv.bufs),
 		user:      user,
 		database:  database,
 		password:  password,
@@ -240,7 +240,6 @@ func newSession(srv *Server, up *userPool, conn net.Conn, rd *pgwire.ConnReader,
 		txStatus:  'I',
 		readerIdx: -1,
 		up:        up,
-		txMode:    up.cfg.Transaction,
 	}
 	s.cond = sync.NewCond(&s.mu)
 	for k, v := range startup {
@@ -726,7 +725,11 @@ func (s *session) writeClient(b []byte, flush bool) {
 	if s.clientDead {
 		return
 	}
-	if err := s.cw.write(b, flush); err != nil {
+	_, err := s.cw.Write(b)
+	if err == nil && flush {
+		err = s.cw.Flush()
+	}
+	if err != nil {
 		s.clientDead = true
 		s.conn.Close()
 	}
@@ -806,7 +809,7 @@ func (s *session) Close() {
 				s.pinnedTo != bc && !(s.cur == bc && s.txStatus != 'I')
 			s.detachLocked(bc)
 			if clean {
-				if !s.txMode {
+				if !s.txMode() {
 					// From now on the relay treats what comes as the
 					// reset's answer (or the end of the connection).
 					bc.ownMu.Lock()
@@ -826,7 +829,7 @@ func (s *session) Close() {
 			bc.up.p.Discard(bc.pconn)
 		}
 		for _, bc := range keep {
-			if s.txMode {
+			if s.txMode() {
 				// Its state is tracked: the next session replays its own.
 				bc.up.p.Put(bc.pconn)
 			} else {
@@ -837,7 +840,7 @@ func (s *session) Close() {
 		// the last flush, then close.
 		s.conn.SetWriteDeadline(time.Now().Add(time.Second))
 		s.cwMu.Lock()
-		s.cw.flush()
+		s.cw.Flush()
 		s.clientDead = true
 		s.cwMu.Unlock()
 		s.conn.Close()
@@ -847,3 +850,7 @@ func (s *session) Close() {
 		s.srv.opts.Cancels.unregister(s.pid)
 	})
 }
+
+// txMode reports transaction pooling: backend connections are held only
+// for a transaction.
+func (s *session) txMode() bool { return s.up.cfg.Transaction }
