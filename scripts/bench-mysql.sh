@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # scripts/bench-mysql.sh — what a bare hop costs on the MySQL protocol:
 # sysbench oltp_point_select and oltp_read_only against one MariaDB primary
-# directly, through Sluice's writer endpoint (protocol mysql), and through
-# HAProxy in TCP mode, all in one run on the same machine. Called by
-# `make bench` after scripts/bench.sh (which builds bin/sluice first).
+# directly, through Sluice's writer endpoint (protocol mysql), through
+# go-relay, and through HAProxy in TCP mode, all in one run on the same
+# machine. Called by `make bench` after scripts/bench.sh (which builds
+# bin/sluice first).
+#
+# go-relay is bench/tcprelay: a zero-protocol Go TCP relay (one goroutine
+# pair per connection, bytes copied both ways). It is the floor of any
+# goroutine-per-connection Go proxy on this machine, so Sluice's rows can be
+# read against it as well as against HAProxy.
 #
 # Steps: start a MariaDB primary (no replicas) with bench/mycluster,
 # `sysbench oltp_read_only prepare` (one table of $BENCH_TABLE_SIZE rows),
-# start Sluice and (if installed) HAProxy with generated configurations in a
-# temporary directory, then for every workload × thread count run sysbench
-# against every target, measuring the proxy process's CPU time
-# (utime+stime from /proc/PID/stat) during the run. Prints a table and
+# start Sluice, go-relay and (if installed) HAProxy with generated
+# configurations in a temporary directory, then for every workload × thread
+# count run sysbench against every target, measuring the proxy process's CPU
+# time (utime+stime from /proc/PID/stat) during the run. Prints a table and
 # writes it as markdown to bench/results/latest-mysql.md (raw sysbench
 # output in bench/results/latest-mysql.log).
 #
@@ -18,7 +24,7 @@
 #   BENCH_DURATION       seconds per sysbench run (default 15)
 #   BENCH_THREADS        thread counts (default "1 16 64")
 #   BENCH_WORKLOADS      subset of "oltp_point_select oltp_read_only"
-#   BENCH_TARGETS        subset of "direct sluice haproxy"
+#   BENCH_TARGETS        subset of "direct sluice go-relay haproxy"
 #   BENCH_TABLE_SIZE     rows of the sbtest1 table (default 100000)
 #   BENCH_PS_MODE        sysbench --db-ps-mode (default auto: server-side prepared statements)
 #   BENCH_WARMUP         seconds of warm-up per target before the runs (default 3, 0 = none)
@@ -41,7 +47,7 @@ cd "$ROOT"
 DURATION=${BENCH_DURATION:-15}
 THREADS=${BENCH_THREADS:-"1 16 64"}
 WORKLOADS=${BENCH_WORKLOADS:-"oltp_point_select oltp_read_only"}
-TARGETS=${BENCH_TARGETS:-"direct sluice haproxy"}
+TARGETS=${BENCH_TARGETS:-"direct sluice go-relay haproxy"}
 TABLE_SIZE=${BENCH_TABLE_SIZE:-100000}
 PS_MODE=${BENCH_PS_MODE:-auto}
 WARMUP=${BENCH_WARMUP:-3}
@@ -80,7 +86,7 @@ for w in $WORKLOADS; do
 	case $w in oltp_point_select | oltp_read_only) ;; *) die "BENCH_WORKLOADS: unknown workload '$w'" ;; esac
 done
 for t in $TARGETS; do
-	case $t in direct | sluice | haproxy) ;; *) die "BENCH_TARGETS: unknown target '$t'" ;; esac
+	case $t in direct | sluice | go-relay | haproxy) ;; *) die "BENCH_TARGETS: unknown target '$t'" ;; esac
 done
 case $PS_MODE in auto | disable) ;; *) die "BENCH_PS_MODE must be auto or disable, not '$PS_MODE'" ;; esac
 
@@ -98,7 +104,7 @@ if [[ -z ${GO:-} ]]; then
 	GO=$(command -v go || true)
 	[[ -n $GO ]] || GO=/usr/local/go/bin/go
 fi
-if [[ -z ${BENCH_MYCLUSTER:-} ]]; then
+if [[ -z ${BENCH_MYCLUSTER:-} ]] || want go-relay; then
 	[[ -x $GO ]] || command -v "$GO" >/dev/null || die "go not found (set GO=/path/to/go)"
 fi
 
@@ -121,7 +127,7 @@ unset MYSQL_HOST MYSQL_TCP_PORT MYSQL_UNIX_PORT MYSQL_PWD
 # ---------------------------------------------------------------- clean-up
 
 WORK=""
-MYC_PID="" SLUICE_PID="" HAP_PID="" CUR_PID=""
+MYC_PID="" SLUICE_PID="" RELAY_PID="" HAP_PID="" CUR_PID=""
 
 
 
@@ -131,6 +137,7 @@ cleanup() {
 	set +e
 	stop_proc "$CUR_PID" sysbench 5
 	stop_proc "$HAP_PID" haproxy 10
+	stop_proc "$RELAY_PID" go-relay 5
 	stop_proc "$SLUICE_PID" sluice 15
 	if ((rc != 0)) && [[ -n $WORK && -d $WORK && -d $RESULTS_DIR ]]; then
 		# Keep what explains the failure; the server directory goes with the server.
@@ -205,6 +212,10 @@ else
 	log "building bench/mycluster"
 	"$GO" build -o "$WORK/mycluster" ./bench/mycluster ||
 		die "could not build bench/mycluster (BENCH_MYCLUSTER=/path/to/a/built/mycluster skips the build)"
+fi
+if want go-relay; then
+	log "building bench/tcprelay"
+	"$GO" build -o "$WORK/tcprelay" ./bench/tcprelay || die "could not build bench/tcprelay"
 fi
 
 log "starting MariaDB (primary only)"
@@ -302,6 +313,28 @@ EOF
 	done
 fi
 
+# ---------------------------------------------------------------- go-relay
+
+RELAY_PORT=""
+if want go-relay; then
+	for attempt in 1 2 3; do
+		RELAY_PORT=$(free_ports 1)
+		log "starting go-relay (bench/tcprelay) on 127.0.0.1:$RELAY_PORT"
+		"$WORK/tcprelay" -listen "127.0.0.1:$RELAY_PORT" -backend "127.0.0.1:$MY_PORT" >"$WORK/tcprelay.log" 2>&1 &
+		RELAY_PID=$!
+		rc=0
+		wait_query go-relay "$RELAY_PID" "$RELAY_PORT" "$WORK/tcprelay.log" || rc=$?
+		((rc == 0)) && break
+		wait "$RELAY_PID" 2>/dev/null || true
+		RELAY_PID=""
+		if grep -qi 'address already in use' "$WORK/tcprelay.log" && ((attempt < 3)); then
+			log "port $RELAY_PORT taken meanwhile, retrying"
+			continue
+		fi
+		die "go-relay exited during start-up (log above)"
+	done
+fi
+
 # ---------------------------------------------------------------- haproxy
 
 HAP_PORT=""
@@ -354,12 +387,14 @@ target_port() { # TARGET
 	case $1 in
 	direct) echo "$MY_PORT" ;;
 	sluice) echo "$SLUICE_PORT" ;;
+	go-relay) echo "$RELAY_PORT" ;;
 	haproxy) echo "$HAP_PORT" ;;
 	esac
 }
 target_pid() { # TARGET
 	case $1 in
 	sluice) echo "$SLUICE_PID" ;;
+	go-relay) echo "$RELAY_PID" ;;
 	haproxy) echo "$HAP_PID" ;;
 	*) echo "" ;;
 	esac
@@ -507,6 +542,9 @@ write_report() {
 		echo "- MariaDB $MY_VERSION (primary only, binlog on, innodb_flush_log_at_trx_commit 2, buffer pool 256M), $SYSBENCH_VERSION, one table (sbtest1) of $TABLE_SIZE rows"
 		echo "- each run: \`sysbench <workload> --tables=1 --table-size=$TABLE_SIZE --db-ps-mode=$PS_MODE --threads=<threads> --time=$DURATION run\`, all on 127.0.0.1, TCP, no TLS, mysql_native_password logins; targets of one workload and thread count run back to back; before the runs a ${WARMUP}s oltp_point_select warm-up with $MAX_THREADS threads through each target"
 		echo "- sluice: $rev, writer endpoint (route: writer, auth: mysql_native_password), log level warn, health interval 500ms"
+		if want go-relay; then
+			echo "- go-relay: bench/tcprelay, a zero-protocol Go TCP relay to the primary (two goroutines copying bytes per connection, no parsing): the floor of any goroutine-per-connection Go proxy on this machine"
+		fi
 		if ((HAVE_HAPROXY)); then
 			echo "- HAProxy $HAPROXY_VERSION: mode tcp, one frontend forwarding to the primary, default threads"
 		fi

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # scripts/bench.sh — what a bare hop costs: pgbench -S (select-only) against
-# one PostgreSQL primary directly, through Sluice's writer endpoint, and
-# through PgBouncer in transaction and in session pool mode, all in one run
-# on the same machine. Called by `make bench` (which builds bin/sluice first).
+# one PostgreSQL primary directly, through Sluice's writer endpoint, through
+# go-relay, and through PgBouncer in transaction and in session pool mode,
+# all in one run on the same machine. Called by `make bench` (which builds
+# bin/sluice first).
+#
+# go-relay is bench/tcprelay: a zero-protocol Go TCP relay (one goroutine
+# pair per connection, bytes copied both ways, no pool). It is the floor of
+# any goroutine-per-connection Go proxy on this machine, so Sluice's rows
+# can be read against it as well as against PgBouncer.
 #
 # Steps: start a PostgreSQL 15 primary (no replicas) with bench/pgcluster,
-# `pgbench -i -s $BENCH_SCALE`, start Sluice and (if installed) PgBouncer
-# with generated configurations in a temporary directory, then for every
-# protocol mode × client count run pgbench against every target, measuring
+# `pgbench -i -s $BENCH_SCALE`, start Sluice, go-relay and (if installed)
+# PgBouncer with generated configurations in a temporary directory, then for
+# every protocol mode × client count run pgbench against every target, measuring
 # the proxy process's CPU time (utime+stime from /proc/PID/stat) during the
 # run. Prints a table and writes it as markdown to bench/results/latest.md
 # (raw pgbench output in bench/results/latest.log).
@@ -16,7 +22,7 @@
 #   BENCH_DURATION       seconds per pgbench run (default 15)
 #   BENCH_CLIENTS        client counts (default "1 16 64")
 #   BENCH_MODES          pgbench -M modes (default "simple extended prepared")
-#   BENCH_TARGETS        subset of "direct sluice pgbouncer-tx pgbouncer-session"
+#   BENCH_TARGETS        subset of "direct sluice go-relay pgbouncer-tx pgbouncer-session"
 #   BENCH_SCALE          pgbench scale factor (default 10)
 #   BENCH_WARMUP         seconds of warm-up before the runs (default 5, 0 = none)
 #   BENCH_POOL_SIZE      PgBouncer default_pool_size (default 64)
@@ -37,7 +43,7 @@ cd "$ROOT"
 DURATION=${BENCH_DURATION:-15}
 CLIENTS=${BENCH_CLIENTS:-"1 16 64"}
 MODES=${BENCH_MODES:-"simple extended prepared"}
-TARGETS=${BENCH_TARGETS:-"direct sluice pgbouncer-tx pgbouncer-session"}
+TARGETS=${BENCH_TARGETS:-"direct sluice go-relay pgbouncer-tx pgbouncer-session"}
 SCALE=${BENCH_SCALE:-10}
 WARMUP=${BENCH_WARMUP:-5}
 POOL_SIZE=${BENCH_POOL_SIZE:-64}
@@ -68,7 +74,7 @@ for m in $MODES; do
 	case $m in simple | extended | prepared) ;; *) die "BENCH_MODES: unknown pgbench mode '$m'" ;; esac
 done
 for t in $TARGETS; do
-	case $t in direct | sluice | pgbouncer-tx | pgbouncer-session) ;; *) die "BENCH_TARGETS: unknown target '$t'" ;; esac
+	case $t in direct | sluice | go-relay | pgbouncer-tx | pgbouncer-session) ;; *) die "BENCH_TARGETS: unknown target '$t'" ;; esac
 done
 
 [[ -r /proc/self/stat ]] || die "this script needs Linux /proc to measure the proxies' CPU time"
@@ -113,7 +119,7 @@ export PGPASSWORD=$DB_PASSWORD PGSSLMODE=disable PGCONNECT_TIMEOUT=5 PGAPPNAME=s
 # ---------------------------------------------------------------- clean-up
 
 WORK=""
-PGC_PID="" SLUICE_PID="" PGB_PID=""
+PGC_PID="" SLUICE_PID="" RELAY_PID="" PGB_PID=""
 
 
 
@@ -123,6 +129,7 @@ cleanup() {
 	set +e
 	stop_proc "$CUR_PID" pgbench 5
 	stop_proc "$PGB_PID" pgbouncer 10
+	stop_proc "$RELAY_PID" go-relay 5
 	stop_proc "$SLUICE_PID" sluice 15
 	if ((rc != 0)) && [[ -n $WORK && -d $WORK && -d $RESULTS_DIR ]]; then
 		# Keep what explains the failure; the cluster directory goes with the cluster.
@@ -194,6 +201,10 @@ else
 	log "building bench/pgcluster"
 	"$GO" build -o "$WORK/pgcluster" ./bench/pgcluster ||
 		die "could not build bench/pgcluster (BENCH_PGCLUSTER=/path/to/a/built/pgcluster skips the build)"
+fi
+if want go-relay; then
+	log "building bench/tcprelay"
+	"$GO" build -o "$WORK/tcprelay" ./bench/tcprelay || die "could not build bench/tcprelay"
 fi
 
 log "starting PostgreSQL (primary only)"
@@ -288,6 +299,28 @@ EOF
 	done
 fi
 
+# ---------------------------------------------------------------- go-relay
+
+RELAY_PORT=""
+if want go-relay; then
+	for attempt in 1 2 3; do
+		RELAY_PORT=$(free_ports 1)
+		log "starting go-relay (bench/tcprelay) on 127.0.0.1:$RELAY_PORT"
+		"$WORK/tcprelay" -listen "127.0.0.1:$RELAY_PORT" -backend "127.0.0.1:$PG_PORT" >"$WORK/tcprelay.log" 2>&1 &
+		RELAY_PID=$!
+		rc=0
+		wait_query go-relay "$RELAY_PID" "$RELAY_PORT" "$DB_NAME" "$WORK/tcprelay.log" || rc=$?
+		((rc == 0)) && break
+		wait "$RELAY_PID" 2>/dev/null || true
+		RELAY_PID=""
+		if grep -qi 'address already in use' "$WORK/tcprelay.log" && ((attempt < 3)); then
+			log "port $RELAY_PORT taken meanwhile, retrying"
+			continue
+		fi
+		die "go-relay exited during start-up (log above)"
+	done
+fi
+
 # ---------------------------------------------------------------- pgbouncer
 
 PGB_PORT=""
@@ -367,7 +400,8 @@ if ((WARMUP > 0)); then
 fi
 
 # Pool warm-up: let every proxy open its backend connections for the
-# largest client count once, so that no run pays for filling a pool.
+# largest client count once, so that no run pays for filling a pool
+# (go-relay has no pool: each client connection dials its own).
 MAX_CLIENTS=0
 for c in $CLIENTS; do ((c > MAX_CLIENTS)) && MAX_CLIENTS=$c; done
 for t in $TARGETS; do
@@ -418,6 +452,7 @@ run_one() {
 	case $target in
 	direct) port=$PG_PORT db=$DB_NAME ;;
 	sluice) port=$SLUICE_PORT db=$DB_NAME pid=$SLUICE_PID ;;
+	go-relay) port=$RELAY_PORT db=$DB_NAME pid=$RELAY_PID ;;
 	pgbouncer-tx) port=$PGB_PORT db=${DB_NAME}_tx pid=$PGB_PID ;;
 	pgbouncer-session) port=$PGB_PORT db=${DB_NAME}_session pid=$PGB_PID ;;
 	esac
@@ -506,6 +541,9 @@ write_report() {
 		echo "- PostgreSQL $PG_VERSION (primary only, fsync off, shared_buffers 256MB, max_connections 300), pgbench scale $SCALE, $(pgbench --version | sed 's/^pgbench (PostgreSQL) /pgbench /')"
 		echo "- each run: \`pgbench -n -S -M <mode> -c <clients> -j min(2,clients) -T $DURATION\`, all on 127.0.0.1, TCP, no TLS, SCRAM-SHA-256 logins; targets of one mode and client count run back to back; before the runs a ${WARMUP}s direct warm-up and one connect of $MAX_CLIENTS clients through each proxy (pools filled)"
 		echo "- sluice: $rev, writer endpoint (route: writer), log level warn, health interval 500ms"
+		if want go-relay; then
+			echo "- go-relay: bench/tcprelay, a zero-protocol Go TCP relay to the primary (two goroutines copying bytes per connection, no pool, so no pool warm-up, no parsing): the floor of any goroutine-per-connection Go proxy on this machine"
+		fi
 		if ((HAVE_PGBOUNCER)); then
 			echo "- PgBouncer $PGB_VERSION: one process, databases with pool_mode=transaction and pool_mode=session, default_pool_size $POOL_SIZE, max_client_conn $MAX_CLIENT_CONN, auth_type scram-sha-256 (plain-text userlist)"
 		fi
