@@ -193,10 +193,15 @@ type grant[C io.Closer] struct {
 	err error
 }
 
+// waiter is one Get call queued for a connection. Waiters are recycled
+// (Pool.waiters): a waiter goes back only when it is off the queue and its
+// channel is empty.
 type waiter[C io.Closer] struct {
-	ch         chan grant[C] // buffered 1; receives exactly one grant
+	ch         chan grant[C] // buffered 1; receives exactly one grant per wait
 	prev, next *waiter[C]
 	queued     bool
+	start      time.Time // when it was queued
+	deadline   time.Time // when its checkout times out; zero: never
 }
 
 type keyPool[C io.Closer] struct {
@@ -208,6 +213,11 @@ type keyPool[C io.Closer] struct {
 
 	head, tail *waiter[C]
 	waiting    int
+	// expiry fires at the head waiter's deadline (armed while expiryAt is
+	// set) and times out every waiter whose deadline has passed: one
+	// timer per key instead of one per waiting Get.
+	expiry   *time.Timer
+	expiryAt time.Time
 
 	dials, dialErrors, timeouts uint64
 }
@@ -258,6 +268,8 @@ type Pool[C io.Closer] struct {
 	mu     sync.Mutex
 	keys   map[Key]*keyPool[C]
 	closed bool
+
+	waiters sync.Pool // of *waiter[C], with their channels
 
 	// Background goroutine; nil channels when not started.
 	kick   chan struct{} // buffered 1: "check MinIdle now"
@@ -429,41 +441,40 @@ func (p *Pool[C]) dial(ctx context.Context, kp *keyPool[C]) (*Conn[C], error) {
 // wait queues the caller on kp and waits for a grant. Called with p.mu
 // held; returns with it released.
 func (p *Pool[C]) wait(ctx context.Context, kp *keyPool[C]) (*Conn[C], error) {
-	w := &waiter[C]{ch: make(chan grant[C], 1)}
+	w, _ := p.waiters.Get().(*waiter[C])
+	if w == nil {
+		w = &waiter[C]{ch: make(chan grant[C], 1)}
+	}
+	w.start = time.Now()
+	w.deadline = time.Time{}
+	if p.timeout > 0 {
+		w.deadline = w.start.Add(p.timeout)
+	}
 	kp.push(w)
+	if !w.deadline.IsZero() && kp.expiryAt.IsZero() {
+		p.armExpiryLocked(kp, w.deadline, w.start)
+	}
 	p.mu.Unlock()
 
-	start := time.Now()
-	var timeout <-chan time.Time
-	if p.timeout > 0 {
-		t := time.NewTimer(p.timeout)
-		defer t.Stop()
-		timeout = t.C
-	}
-	var err error
 	select {
 	case g := <-w.ch:
+		p.waiters.Put(w)
 		return p.granted(ctx, kp, g)
 	case <-ctx.Done():
-		err = fmt.Errorf("pool: waiting %v for a connection to %s: %w",
-			time.Since(start), kp.key, ctx.Err())
-	case <-timeout:
-		err = fmt.Errorf("%w: waited %v for a connection to %s (MaxServerConns %d)",
-			ErrCheckoutTimeout, time.Since(start), kp.key, p.o.MaxServerConns)
 	}
-
+	err := fmt.Errorf("pool: waiting %v for a connection to %s: %w", time.Since(w.start), kp.key, ctx.Err())
 	p.mu.Lock()
-	if errors.Is(err, ErrCheckoutTimeout) {
-		kp.timeouts++
-	}
 	if w.queued {
 		kp.remove(w)
 		p.mu.Unlock()
+		p.waiters.Put(w)
 		return nil, err
 	}
 	p.mu.Unlock()
-	// Granted concurrently with giving up: hand the grant back.
-	switch g := <-w.ch; {
+	// Granted (or timed out) concurrently with giving up: hand a grant back.
+	g := <-w.ch
+	p.waiters.Put(w)
+	switch {
 	case g.err != nil:
 		return nil, g.err
 	case g.c != nil:
@@ -474,6 +485,40 @@ func (p *Pool[C]) wait(ctx context.Context, kp *keyPool[C]) (*Conn[C], error) {
 		p.mu.Unlock()
 	}
 	return nil, err
+}
+
+// armExpiryLocked sets kp's expiry timer to fire at deadline. Called with
+// p.mu held.
+func (p *Pool[C]) armExpiryLocked(kp *keyPool[C], deadline, now time.Time) {
+	kp.expiryAt = deadline
+	d := deadline.Sub(now)
+	if kp.expiry == nil {
+		kp.expiry = time.AfterFunc(d, func() { p.expire(kp) })
+		return
+	}
+	kp.expiry.Reset(d)
+}
+
+// expire fails kp's waiters whose checkout deadline has passed, oldest
+// first, and re-arms the timer for the next one.
+func (p *Pool[C]) expire(kp *keyPool[C]) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	kp.expiryAt = time.Time{}
+	if p.closed {
+		return
+	}
+	now := time.Now()
+	for w := kp.head; w != nil && !w.deadline.IsZero(); w = kp.head {
+		if w.deadline.After(now) {
+			p.armExpiryLocked(kp, w.deadline, now)
+			return
+		}
+		kp.remove(w)
+		kp.timeouts++
+		w.ch <- grant[C]{err: fmt.Errorf("%w: waited %v for a connection to %s (MaxServerConns %d)",
+			ErrCheckoutTimeout, now.Sub(w.start), kp.key, p.o.MaxServerConns)}
+	}
 }
 
 func (p *Pool[C]) granted(ctx context.Context, kp *keyPool[C], g grant[C]) (*Conn[C], error) {
@@ -608,6 +653,9 @@ func (p *Pool[C]) Close() error {
 	for _, kp := range p.keys {
 		for w := kp.pop(); w != nil; w = kp.pop() {
 			w.ch <- grant[C]{err: ErrClosed}
+		}
+		if kp.expiry != nil {
+			kp.expiry.Stop()
 		}
 		idle = append(idle, kp.idle...)
 		kp.open -= len(kp.idle)

@@ -386,6 +386,82 @@ func TestCheckoutTimeout(t *testing.T) {
 	}
 }
 
+// TestStaggeredCheckoutTimeouts checks the per-key expiry timer: each
+// waiter gets its own full CheckoutTimeout counted from when it queued,
+// whatever happened to the waiters ahead of it (granted, cancelled, timed
+// out), and the timer is re-armed for waiters that come later.
+func TestStaggeredCheckoutTimeouts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const timeout = 2 * time.Second
+		d := &fakeDialer{}
+		p := newPool(d, Options[*fakeConn]{MaxServerConns: 1, CheckoutTimeout: timeout})
+		defer p.Close()
+		c0 := mustGet(t, p, k1)
+		start := time.Now()
+		type result struct {
+			name   string
+			err    error
+			waited time.Duration
+		}
+		results := make(chan result, 4)
+		get := func(ctx context.Context, name string, after time.Duration) {
+			time.Sleep(after)
+			queued := time.Now()
+			c, err := p.Get(ctx, k1)
+			if err == nil {
+				p.Put(c)
+			}
+			results <- result{name, err, time.Since(queued)}
+		}
+		cctx, cancel := context.WithCancel(context.Background())
+		go get(context.Background(), "a", 0)                     // times out at 2s
+		go get(cctx, "b", 500*time.Millisecond)                  // cancelled at 1.5s
+		go get(context.Background(), "c", time.Second)           // times out at 3s
+		go get(context.Background(), "d", 2500*time.Millisecond) // granted at 4s
+		time.Sleep(1500 * time.Millisecond)
+		cancel()
+		got := map[string]result{}
+		for len(got) < 3 {
+			r := <-results
+			got[r.name] = r
+		}
+		// d queued at 2.5s and is still waiting; free the connection for it.
+		time.Sleep(4*time.Second - time.Since(start))
+		p.Put(c0)
+		r := <-results
+		got[r.name] = r
+
+		want := map[string]struct {
+			err    error
+			waited time.Duration
+		}{
+			"a": {ErrCheckoutTimeout, timeout},
+			"b": {context.Canceled, time.Second},
+			"c": {ErrCheckoutTimeout, timeout},
+			"d": {nil, 1500 * time.Millisecond},
+		}
+		for name, w := range want {
+			g := got[name]
+			if (w.err == nil) != (g.err == nil) || (w.err != nil && !errors.Is(g.err, w.err)) {
+				t.Errorf("%s: err = %v, want %v", name, g.err, w.err)
+			}
+			if g.waited != w.waited {
+				t.Errorf("%s: waited %v, want %v", name, g.waited, w.waited)
+			}
+		}
+		if s := statsFor(t, p, k1); s.Timeouts != 2 || s.Waiting != 0 {
+			t.Errorf("stats = %+v, want 2 timeouts and nobody waiting", s)
+		}
+		// The timer is re-armed for a later waiter.
+		c1 := mustGet(t, p, k1)
+		queued := time.Now()
+		if _, err := p.Get(context.Background(), k1); !errors.Is(err, ErrCheckoutTimeout) || time.Since(queued) != timeout {
+			t.Errorf("later Get = %v after %v, want ErrCheckoutTimeout after %v", err, time.Since(queued), timeout)
+		}
+		p.Put(c1)
+	})
+}
+
 func TestContextEndsWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := &fakeDialer{}
@@ -954,6 +1030,28 @@ func BenchmarkGetPutParallel(b *testing.B) {
 	defer p.Close()
 	ctx := context.Background()
 	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			c, err := p.Get(ctx, k1)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			p.Put(c)
+		}
+	})
+}
+
+// BenchmarkGetPutContended is transaction pooling's case: more callers than
+// connections, so most Gets queue (with the default checkout timeout) and
+// most Puts hand the connection to a waiter.
+func BenchmarkGetPutContended(b *testing.B) {
+	d := &fakeDialer{}
+	p := newPool(d, Options[*fakeConn]{MaxServerConns: 2})
+	defer p.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			c, err := p.Get(ctx, k1)
