@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 // writer does not answer, it waits for the topology to change and tries
 // again, up to hold in all. An error for which refused reports true (the
 // server turned the session away: bad credentials, unknown database) is
-// returned at once.
-func (c *Cluster) ConnectWriter(hold time.Duration, connect func(epoch uint64, idx int, b topology.Backend) error, refused func(error) bool) error {
+// returned at once, and so is one once ctx is done (the session that
+// asked is gone).
+func (c *Cluster) ConnectWriter(ctx context.Context, hold time.Duration, connect func(epoch uint64, idx int, b topology.Backend) error, refused func(error) bool) error {
 	var deadline time.Time
 	for {
 		// The usual case, a reachable writer, takes no lock.
@@ -22,6 +24,9 @@ func (c *Cluster) ConnectWriter(hold time.Duration, connect func(epoch uint64, i
 		var err error
 		if b, ok := snap.WriterBackend(); ok {
 			if err = connect(snap.Epoch, snap.Writer, b); err == nil || refused(err) {
+				return err
+			}
+			if ctx.Err() != nil {
 				return err
 			}
 		}
@@ -44,6 +49,9 @@ func (c *Cluster) ConnectWriter(hold time.Duration, connect func(epoch uint64, i
 			t.Stop()
 		case <-t.C:
 			return noWriter(c, err, hold)
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for a writer of cluster %s: %w", c.name, ctx.Err())
 		}
 	}
 }

@@ -1,7 +1,9 @@
 package backends
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -36,7 +38,7 @@ func TestConnectWriterWaitsForAWriter(t *testing.T) {
 		}()
 		var got string
 		var gotEpoch uint64
-		err := c.ConnectWriter(10*time.Second, func(epoch uint64, _ int, b topology.Backend) error {
+		err := c.ConnectWriter(context.Background(), 10*time.Second, func(epoch uint64, _ int, b topology.Backend) error {
 			got, gotEpoch = b.Name, epoch
 			return nil
 		}, func(error) bool { return false })
@@ -53,7 +55,7 @@ func TestConnectWriterHoldExpires(t *testing.T) {
 		held.Held = "sees 1 of 3"
 		c.Publish(held)
 		start := time.Now()
-		err := c.ConnectWriter(2*time.Second, func(uint64, int, topology.Backend) error {
+		err := c.ConnectWriter(context.Background(), 2*time.Second, func(uint64, int, topology.Backend) error {
 			t.Fatal("connected while writes are held")
 			return nil
 		}, func(error) bool { return false })
@@ -74,7 +76,7 @@ func TestConnectWriterRetriesAtTopologyChanges(t *testing.T) {
 			time.Sleep(time.Second)
 			c.Publish(snapWith(2, 1)) // failover to b
 		}()
-		err := c.ConnectWriter(10*time.Second, func(_ uint64, _ int, b topology.Backend) error {
+		err := c.ConnectWriter(context.Background(), 10*time.Second, func(_ uint64, _ int, b topology.Backend) error {
 			tries++
 			if b.Name == "a" {
 				return errors.New("connection refused")
@@ -85,10 +87,45 @@ func TestConnectWriterRetriesAtTopologyChanges(t *testing.T) {
 			t.Fatalf("err %v after %d tries; want success at the third", err, tries)
 		}
 		// A refusal by the server is final.
-		err = c.ConnectWriter(10*time.Second, func(uint64, int, topology.Backend) error { return errRefused },
+		err = c.ConnectWriter(context.Background(), 10*time.Second, func(uint64, int, topology.Backend) error { return errRefused },
 			func(err error) bool { return errors.Is(err, errRefused) })
 		if !errors.Is(err, errRefused) {
 			t.Fatalf("refused: %v", err)
+		}
+	})
+}
+
+// A session that goes away while ConnectWriter waits (for a writer, or
+// after its connect failed because the session's context ended) is not
+// kept waiting for the hold.
+func TestConnectWriterStopsWithContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := writerCluster() // no writer yet
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			time.Sleep(time.Second)
+			cancel()
+		}()
+		start := time.Now()
+		err := c.ConnectWriter(ctx, time.Minute, func(uint64, int, topology.Backend) error {
+			t.Fatal("connected without a writer")
+			return nil
+		}, func(error) bool { return false })
+		if !errors.Is(err, context.Canceled) || time.Since(start) != time.Second {
+			t.Fatalf("err %v after %v; want context.Canceled after 1s", err, time.Since(start))
+		}
+
+		c.Publish(snapWith(1, 0))
+		ctx, cancel = context.WithCancel(context.Background())
+		tries := 0
+		start = time.Now()
+		err = c.ConnectWriter(ctx, time.Minute, func(uint64, int, topology.Backend) error {
+			tries++
+			cancel() // the session closed while its checkout waited
+			return fmt.Errorf("checkout: %w", ctx.Err())
+		}, func(error) bool { return false })
+		if !errors.Is(err, context.Canceled) || tries != 1 || time.Since(start) != 0 {
+			t.Fatalf("err %v after %d tries and %v; want the connect's context.Canceled at once", err, tries, time.Since(start))
 		}
 	})
 }

@@ -32,8 +32,9 @@ import (
 // tpStartProxy starts a private proxy on cluster pg with transaction pooling,
 // maxConns backend connections per pool and the given checkout timeout; it
 // is shut down when the test ends (after the test's clients, which register
-// their cleanups later).
-func tpStartProxy(t testing.TB, ctx context.Context, maxConns int, checkout time.Duration) *proxy.Proxy {
+// their cleanups later). Each of more, if any, changes the configuration
+// further.
+func tpStartProxy(t testing.TB, ctx context.Context, maxConns int, checkout time.Duration, more ...func(*config.Config)) *proxy.Proxy {
 	t.Helper()
 	p, err := startProxy(ctx, t.TempDir(), shared.pg, func(c *config.Config) {
 		cl := c.Clusters["pg"]
@@ -41,6 +42,9 @@ func tpStartProxy(t testing.TB, ctx context.Context, maxConns int, checkout time
 		cl.Pool.MaxServerConns = maxConns
 		cl.Pool.CheckoutTimeout = checkout
 		c.Clusters["pg"] = cl
+		for _, m := range more {
+			m(c)
+		}
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ func (s *session) pick(cls router.Class) (*bconn, error) {
 // hold (see backends.Cluster.ConnectWriter).
 func (s *session) writerConn() (*bconn, error) {
 	var bc *bconn
-	err := s.srv.opts.Cluster.ConnectWriter(s.srv.opts.WriterHold, func(epoch uint64, idx int, b topology.Backend) error {
+	err := s.srv.opts.Cluster.ConnectWriter(s.ctx, s.srv.opts.WriterHold, func(epoch uint64, idx int, b topology.Backend) error {
 		c, err := s.connTo(idx, b, router.TargetWriter)
 		if err == nil {
 			c.epoch, bc = epoch, c
@@ -119,7 +119,7 @@ func (s *session) connTo(idx int, b topology.Backend, t router.Target) (*bconn, 
 		// pool's checkout_timeout alone; connect_timeout bounds only a dial
 		// (DialMySQL's own Timeout).
 		var err error
-		bc, err = s.dial(context.Background(), idx, b.Addr)
+		bc, err = s.dial(s.ctx, idx, b.Addr)
 		if err != nil {
 			return nil, err
 		}

@@ -146,7 +146,11 @@ type session struct {
 	drain    bool
 	cleaned  bool
 	closeOne sync.Once
-	unadmit  func() // gives back the client's place in the cluster (max_client_conns)
+	// ctx is cancelled by Close: it ends a wait for a pooled connection
+	// (and a dial) that nobody would use any more.
+	ctx     context.Context
+	stop    context.CancelFunc
+	unadmit func() // gives back the client's place in the cluster (max_client_conns)
 	// killing counts KILL QUERYs being forwarded to the connection serving
 	// the session: under transaction pooling it is not given back to the
 	// pool (and so to another client) meanwhile. killDone is signalled (on
@@ -1226,6 +1230,7 @@ func (s *session) ShutdownWhenIdle() {
 // backend connections are closed, which ends the session goroutine.
 func (s *session) Close() {
 	s.closeOne.Do(func() {
+		s.stop()
 		s.mu.Lock()
 		s.closing = true
 		for _, bc := range s.conns {

@@ -43,6 +43,7 @@ func (s *Server) startup(c net.Conn) (*session, error) {
 	c.SetDeadline(time.Now().Add(o.StartupTimeout))
 	sess := &session{srv: s, stmts: make(map[uint32]*stmt), conns: make(map[int]*bconn), readerIdx: -1}
 	sess.killDone = sync.NewCond(&sess.mu)
+	sess.ctx, sess.stop = context.WithCancel(context.Background())
 	sess.id = o.ConnIDs.register(sess)
 	ok := false
 	defer func() {

@@ -138,7 +138,7 @@ func (s *session) withDeadline(ctx context.Context) (context.Context, context.Ca
 	if ctx != noDeadline {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(context.Background(), s.srv.opts.ConnectTimeout)
+	return context.WithTimeout(s.ctx, s.srv.opts.ConnectTimeout)
 }
 
 // writerConn returns the session's connection to the current writer,
@@ -147,7 +147,7 @@ func (s *session) withDeadline(ctx context.Context) (context.Context, context.Ca
 // noDeadline means "the connect timeout from now" for each dial.
 func (s *session) writerConn(ctx context.Context) (*bconn, error) {
 	var bc *bconn
-	err := s.srv.opts.Cluster.ConnectWriter(s.srv.opts.WriterHold, func(epoch uint64, idx int, b topology.Backend) error {
+	err := s.srv.opts.Cluster.ConnectWriter(s.ctx, s.srv.opts.WriterHold, func(epoch uint64, idx int, b topology.Backend) error {
 		c, err := s.connTo(ctx, idx, b, router.TargetWriter)
 		if err == nil {
 			c.epoch, bc = epoch, c
@@ -232,7 +232,7 @@ func (s *session) connTo(ctx context.Context, idx int, b topology.Backend, t rou
 	var c *pool.Conn[*bconn]
 	var err error
 	if ctx == noDeadline {
-		c, err = s.checkout(context.Background(), b.Addr)
+		c, err = s.checkout(s.ctx, b.Addr)
 	} else {
 		c, err = s.checkout(ctx, b.Addr)
 	}

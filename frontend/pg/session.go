@@ -175,6 +175,11 @@ type session struct {
 	profile  string            // params encoded: the pool key's profile
 	up       *userPool
 	pid, key uint32
+	// ctx is cancelled when the session is closed or told to terminate:
+	// it ends a wait for a pooled connection (and a dial) that nobody
+	// would use any more.
+	ctx  context.Context
+	stop context.CancelFunc
 
 	cwMu       sync.Mutex
 	cw         *bufpool.Writer // borrows its buffer only while output is unflushed
@@ -242,6 +247,7 @@ func newSession(srv *Server, up *userPool, conn net.Conn, rd *pgwire.ConnReader,
 		up:        up,
 	}
 	s.cond = sync.NewCond(&s.mu)
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	for k, v := range startup {
 		switch k {
 		case "user", "database", "replication":
@@ -787,6 +793,7 @@ func (s *session) idleLocked() bool {
 }
 
 func (s *session) terminate() {
+	s.stop()
 	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	s.fatal("57P01", "terminating connection due to administrator command")
 	s.conn.Close()
@@ -798,6 +805,7 @@ func (s *session) terminate() {
 // (in a transaction, busy, pinned by session state) are closed.
 func (s *session) Close() {
 	s.closeOnce.Do(func() {
+		s.stop()
 		s.mu.Lock()
 		s.closing = true
 		var keep, drop []*bconn
