@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -1086,77 +1087,9 @@ func TestMySQLPoolLastInsertID(t *testing.T) {
 // finishing does not release it under the other), and COM_STMT_CLOSE of
 // a statement whose cursor is open releases it.
 func TestMySQLPoolTransactionModeCursors(t *testing.T) {
-	ctx := testCtx(t)
-	p, dsn := myPoolProxy(t, func(pl *config.Pool) { pl.Mode = config.PoolTransaction; pl.MaxServerConns = 1 })
-	tbl := fmt.Sprintf("app.pool_cur_%d", time.Now().UnixNano())
-	root := myRoot(t)
-	myRootExec(t, ctx, root, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY)", "INSERT INTO "+tbl+" VALUES (1), (2), (3), (4), (5)")
-	m, login := dialRawMyAt(t, p.Addr("pool").String(), myPoolUser, myPoolUser, mysqlwire.AuthNativePassword)
-	if !mysqlwire.IsOK(login, rawCaps) {
-		t.Fatalf("login: % x", login)
-	}
-	prepare := func(q string) uint32 {
-		t.Helper()
-		m.send(append([]byte{mysqlwire.ComStmtPrepare}, q...))
-		pok, err := mysqlwire.ParseStmtPrepareOK(m.read(), rawCaps)
-		if err != nil {
-			t.Fatalf("prepare %s: %v", q, err)
-		}
-		n := int(pok.NumParams) + int(pok.NumColumns)
-		for _, k := range []uint16{pok.NumParams, pok.NumColumns} {
-			if k > 0 {
-				n++ // its EOF
-			}
-		}
-		for range n {
-			m.read()
-		}
-		return pok.StatementID
-	}
-	// execute opens a read-only cursor on id.
-	execute := func(id uint32) {
-		t.Helper()
-		x := mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtExecute, id)
-		x = append(x, 1 /* CURSOR_TYPE_READ_ONLY */, 1, 0, 0, 0)
-		m.send(x)
-		first := m.read()
-		n, ok := mysqlwire.ParseColumnCount(first)
-		if !ok || mysqlwire.IsERR(first) {
-			t.Fatalf("execute: %q", first)
-		}
-		for range n {
-			m.read()
-		}
-		eof := m.read()
-		if st, _ := mysqlwire.StatusFlags(eof, rawCaps); !mysqlwire.IsEOF(eof, rawCaps) || st&mysqlwire.ServerStatusCursorExists == 0 {
-			t.Fatalf("execute: no cursor (% x)", eof)
-		}
-	}
-	// fetch fetches up to two rows of id's cursor until its last row and
-	// returns how many rows came.
-	fetch := func(id uint32) int {
-		t.Helper()
-		rows := 0
-		for range 10 {
-			f := mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtFetch, id)
-			m.send(append(f, 2, 0, 0, 0))
-			for {
-				p := m.read()
-				if mysqlwire.IsERR(p) {
-					t.Fatalf("fetch after %d rows: %s", rows, p)
-				}
-				if mysqlwire.IsEOF(p, rawCaps) {
-					if st, _ := mysqlwire.StatusFlags(p, rawCaps); st&mysqlwire.ServerStatusLastRowSent != 0 {
-						return rows
-					}
-					break
-				}
-				rows++
-			}
-		}
-		t.Fatalf("fetch: no last row after %d rows", rows)
-		return rows
-	}
+	rc, tbl, other := cursorPoolSetup(t)
+	m := rc.m
+	prepare, execute, fetch := rc.prepare, rc.execute, rc.fetch
 	a := prepare("/* sluice:writer */ SELECT id FROM " + tbl + " ORDER BY id")
 	b := prepare("/* sluice:writer */ SELECT id * 10 FROM " + tbl + " ORDER BY id")
 	execute(a)
@@ -1170,20 +1103,6 @@ func TestMySQLPoolTransactionModeCursors(t *testing.T) {
 	}
 
 	// The connection went back: another client gets it.
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	other := func() {
-		t.Helper()
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		var n int
-		if err := db.QueryRowContext(qctx, "/* sluice:writer */ SELECT COUNT(*) FROM "+tbl).Scan(&n); err != nil || n != 5 {
-			t.Fatalf("other client: %d %v", n, err)
-		}
-	}
 	other()
 
 	// A cursor closed half read with COM_STMT_CLOSE releases the
@@ -1204,6 +1123,176 @@ func TestMySQLPoolTransactionModeCursors(t *testing.T) {
 	execute(c)
 	if n := fetch(c); n != 5 {
 		t.Fatalf("cursor c: %d rows", n)
+	}
+	other()
+}
+
+// cursorPoolSetup starts a proxy with transaction pooling and one backend
+// connection, creates a table of five ids (1 to 5), and returns a raw
+// client logged in through it, the table's name, and a check that another
+// client (go-sql-driver) gets the connection and counts the table's rows.
+func cursorPoolSetup(t *testing.T) (c rawStmtClient, tbl string, other func()) {
+	t.Helper()
+	ctx := testCtx(t)
+	p, dsn := myPoolProxy(t, func(pl *config.Pool) { pl.Mode = config.PoolTransaction; pl.MaxServerConns = 1 })
+	tbl = fmt.Sprintf("app.pool_cur_%d", time.Now().UnixNano())
+	myRootExec(t, ctx, myRoot(t), "CREATE TABLE "+tbl+" (id INT PRIMARY KEY)", "INSERT INTO "+tbl+" VALUES (1), (2), (3), (4), (5)")
+	m, login := dialRawMyAt(t, p.Addr("pool").String(), myPoolUser, myPoolUser, mysqlwire.AuthNativePassword)
+	if !mysqlwire.IsOK(login, rawCaps) {
+		t.Fatalf("login: % x", login)
+	}
+	db, err := sql.Open("mysql", dsn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	other = func() {
+		t.Helper()
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var n int
+		if err := db.QueryRowContext(qctx, "/* sluice:writer */ SELECT COUNT(*) FROM "+tbl).Scan(&n); err != nil || n != 5 {
+			t.Fatalf("other client: %d %v", n, err)
+		}
+	}
+	return rawStmtClient{t, m}, tbl, other
+}
+
+// rawStmtClient drives prepared statements with cursors over a raw
+// connection (go-sql-driver opens no cursors). Its statements select one
+// integer column.
+type rawStmtClient struct {
+	t *testing.T
+	m *rawMy
+}
+
+// prepare prepares q and returns the statement id the proxy gave it.
+func (c rawStmtClient) prepare(q string) uint32 {
+	c.t.Helper()
+	c.m.send(append([]byte{mysqlwire.ComStmtPrepare}, q...))
+	pok, err := mysqlwire.ParseStmtPrepareOK(c.m.read(), rawCaps)
+	if err != nil {
+		c.t.Fatalf("prepare %s: %v", q, err)
+	}
+	n := int(pok.NumParams) + int(pok.NumColumns)
+	for _, k := range []uint16{pok.NumParams, pok.NumColumns} {
+		if k > 0 {
+			n++ // its EOF
+		}
+	}
+	for range n {
+		c.m.read()
+	}
+	return pok.StatementID
+}
+
+// execute opens a read-only cursor on id.
+func (c rawStmtClient) execute(id uint32) {
+	c.t.Helper()
+	x := mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtExecute, id)
+	x = append(x, 1 /* CURSOR_TYPE_READ_ONLY */, 1, 0, 0, 0)
+	c.m.send(x)
+	first := c.m.read()
+	n, ok := mysqlwire.ParseColumnCount(first)
+	if !ok || mysqlwire.IsERR(first) {
+		c.t.Fatalf("execute: %q", first)
+	}
+	for range n {
+		c.m.read()
+	}
+	eof := c.m.read()
+	if st, _ := mysqlwire.StatusFlags(eof, rawCaps); !mysqlwire.IsEOF(eof, rawCaps) || st&mysqlwire.ServerStatusCursorExists == 0 {
+		c.t.Fatalf("execute: no cursor (% x)", eof)
+	}
+}
+
+// fetchN fetches up to n rows of id's cursor with one COM_STMT_FETCH and
+// returns their values, and whether the cursor's last row was sent.
+func (c rawStmtClient) fetchN(id uint32, n uint32) (vals []int64, last bool) {
+	c.t.Helper()
+	f := mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtFetch, id)
+	c.m.send(binary.LittleEndian.AppendUint32(f, n))
+	for {
+		p := c.m.read()
+		if mysqlwire.IsERR(p) {
+			c.t.Fatalf("fetch: %s", p)
+		}
+		if mysqlwire.IsEOF(p, rawCaps) {
+			st, _ := mysqlwire.StatusFlags(p, rawCaps)
+			return vals, st&mysqlwire.ServerStatusLastRowSent != 0
+		}
+		// A binary row: 0x00, a one-byte NULL bitmap, the value.
+		switch v := p[2:]; len(v) {
+		case 4:
+			vals = append(vals, int64(int32(binary.LittleEndian.Uint32(v))))
+		case 8:
+			vals = append(vals, int64(binary.LittleEndian.Uint64(v)))
+		default:
+			c.t.Fatalf("fetch: unexpected row % x", p)
+		}
+	}
+}
+
+// fetch fetches id's cursor two rows at a time until its last row and
+// returns how many rows came.
+func (c rawStmtClient) fetch(id uint32) int {
+	c.t.Helper()
+	rows := 0
+	for range 10 {
+		vals, last := c.fetchN(id, 2)
+		rows += len(vals)
+		if last {
+			return rows
+		}
+	}
+	c.t.Fatalf("fetch: no last row after %d rows", rows)
+	return rows
+}
+
+// TestMySQLPoolTransactionModeCursorsSameSQL: under transaction pooling,
+// client statements with the same SQL share one statement on a
+// connection; executing or preparing one of them while another's cursor
+// is open must not close or replace that cursor (the proxy prepares a
+// statement of its own for the newcomer, closed when the connection goes
+// back).
+func TestMySQLPoolTransactionModeCursorsSameSQL(t *testing.T) {
+	c, tbl, other := cursorPoolSetup(t)
+	want := func(who string, got []int64, last bool, wantVals []int64, wantLast bool) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(wantVals) || last != wantLast {
+			t.Fatalf("%s: rows %v (last %v), want %v (last %v)", who, got, last, wantVals, wantLast)
+		}
+	}
+	q := "/* sluice:writer */ SELECT id FROM " + tbl + " ORDER BY id"
+	a, b := c.prepare(q), c.prepare(q)
+	c.execute(a)
+	vals, last := c.fetchN(a, 2)
+	want("a, first fetch", vals, last, []int64{1, 2}, false)
+	c.execute(b) // the same SQL, while a's cursor is open
+	vals, last = c.fetchN(b, 10)
+	want("b", vals, last, []int64{1, 2, 3, 4, 5}, true)
+	vals, last = c.fetchN(a, 10)
+	want("a, after b ran", vals, last, []int64{3, 4, 5}, true)
+
+	// Both cursors are done: the connection goes back and serves others.
+	other()
+
+	// A statement of the same SQL prepared while a cursor is open.
+	c.execute(a)
+	vals, last = c.fetchN(a, 1)
+	want("a again, first fetch", vals, last, []int64{1}, false)
+	d := c.prepare(q)
+	c.execute(d)
+	vals, last = c.fetchN(d, 10)
+	want("d", vals, last, []int64{1, 2, 3, 4, 5}, true)
+	vals, last = c.fetchN(a, 10)
+	want("a again, after d ran", vals, last, []int64{2, 3, 4, 5}, true)
+	other()
+	// b still works (on the shared statement now), and so does d.
+	for _, id := range []uint32{b, d} {
+		c.execute(id)
+		vals, last = c.fetchN(id, 10)
+		want("b and d once more", vals, last, []int64{1, 2, 3, 4, 5}, true)
 	}
 	other()
 }

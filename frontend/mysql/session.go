@@ -33,6 +33,7 @@ type stmt struct {
 	ids       map[*bconn]uint32 // the backend's statement id on each connection
 	typed     map[*bconn]int    // typesVer last sent on each connection
 	last      *bconn            // where it last executed (COM_STMT_FETCH, COM_STMT_RESET)
+	cursorID  uint32            // the backend statement its open cursor (if any) runs on, on last
 	exec      mysqlwire.StmtExecute
 	scratch   []byte
 }
@@ -60,6 +61,11 @@ type bconn struct {
 	released   bool   // counted out of the cluster's sessions (guarded by session.mu)
 	returned   bool   // given back to the pool or discarded
 	epoch      uint64 // topology epoch under which it was last confirmed as the writer
+	// private lists the client statements prepared on it for themselves
+	// alone (their st.ids entry; transaction pooling only): the statement
+	// the connection shares for their SQL is serving another statement's
+	// open cursor. They are closed when the connection goes back.
+	private []*stmt
 }
 
 // inTx reports whether the connection's server holds a transaction open
@@ -367,16 +373,18 @@ func (s *session) dispatch(p []byte) bool {
 			return false
 		}
 		if st := s.stmts[id]; st != nil {
-			// Under transaction pooling st.ids is empty: the statement
-			// stays prepared on the connections that cache it.
+			// Under transaction pooling the statement stays prepared on
+			// the connections that share it: its open cursor is closed
+			// with COM_STMT_RESET.
+			s.closeCursor(st)
+			// Under transaction pooling st.ids holds only the
+			// connections where it is prepared privately.
 			for bc, bid := range st.ids {
 				if !bc.dead {
 					s.writeBackend(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtClose, bid), false)
 				}
+				delete(st.ids, bc)
 			}
-			// Under transaction pooling the statement stays prepared:
-			// its open cursor is closed with COM_STMT_RESET.
-			s.closeCursor(st)
 			delete(s.stmts, id)
 		}
 	case mysqlwire.ComStmtReset:
@@ -1336,6 +1344,9 @@ func (s *session) giveBack(bc *bconn, final bool) {
 			}
 		}
 		c.SetDeadline(time.Time{})
+	}
+	if s.closePrivate(bc, !bad) != nil {
+		bad = true
 	}
 	if !bad && final && (!s.txMode() || s.pinnedTo == bc) {
 		c := bc.mc.Conn

@@ -56,12 +56,16 @@ func (s *session) prepare(p []byte) bool {
 		ids:       make(map[*bconn]uint32),
 		typed:     make(map[*bconn]int),
 	}
-	if s.txMode() {
+	switch {
+	case !s.txMode():
+		st.ids[bc] = pok.StatementID
+	case s.sharedBusy(bc, q, nil):
+		// Sharing it would close another statement's open cursor.
+		s.keepPrivate(bc, st, pok.StatementID)
+	default:
 		// The connection keeps it for whichever client executes the same
 		// SQL there next.
 		s.remember(bc, q, pok.StatementID)
-	} else {
-		st.ids[bc] = pok.StatementID
 	}
 	st.state.NumParams = int(pok.NumParams)
 	s.stmts[id] = st
@@ -95,10 +99,38 @@ func prepareTail(pok mysqlwire.StmtPrepareOK, caps uint64) int {
 // ensure prepares st on bc if needed and returns its id there. An ERR from
 // the backend is returned as the error.
 func (s *session) ensure(bc *bconn, st *stmt) (uint32, error) {
+	if s.txMode() {
+		if _, own := st.ids[bc]; !own && s.sharedBusy(bc, st.query, st) {
+			// The statement bc shares for this SQL serves another
+			// statement's open cursor: executing it would close that.
+			id, err := s.prepareOn(bc, st.query)
+			if err != nil {
+				return 0, err
+			}
+			s.keepPrivate(bc, st, id)
+			return id, nil
+		}
+	}
 	if id, ok := s.stmtID(st, bc); ok {
 		return id, nil
 	}
-	if err := s.writeBackend(bc, append([]byte{mysqlwire.ComStmtPrepare}, st.query...), true); err != nil {
+	id, err := s.prepareOn(bc, st.query)
+	if err != nil {
+		return 0, err
+	}
+	if s.txMode() {
+		s.remember(bc, st.query, id)
+	} else {
+		st.ids[bc] = id
+	}
+	return id, nil
+}
+
+// prepareOn prepares query on bc for the proxy (the client sees nothing of
+// it) and returns its id there. An ERR from the backend is returned as the
+// error.
+func (s *session) prepareOn(bc *bconn, query string) (uint32, error) {
+	if err := s.writeBackend(bc, append([]byte{mysqlwire.ComStmtPrepare}, query...), true); err != nil {
 		return 0, errBackendLost
 	}
 	r := bc.mc.R
@@ -122,12 +154,57 @@ func (s *session) ensure(bc *bconn, st *stmt) (uint32, error) {
 			return 0, errBackendLost
 		}
 	}
-	if s.txMode() {
-		s.remember(bc, st.query, pok.StatementID)
-	} else {
-		st.ids[bc] = pok.StatementID
-	}
 	return pok.StatementID, nil
+}
+
+// sharedBusy reports whether the statement bc shares for query (under
+// transaction pooling) serves the open cursor of a client statement other
+// than except.
+func (s *session) sharedBusy(bc *bconn, query string, except *stmt) bool {
+	if len(s.cursor) == 0 {
+		return false
+	}
+	id, ok := bc.sc.cached(bc.sc.stmtKey(query))
+	if !ok {
+		return false
+	}
+	for o := range s.cursor {
+		if o != except && o.last == bc && o.cursorID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// keepPrivate records id as st's own statement on bc (transaction
+// pooling), closed when bc goes back to its pool.
+func (s *session) keepPrivate(bc *bconn, st *stmt, id uint32) {
+	st.ids[bc] = id
+	bc.private = append(bc.private, st)
+}
+
+// closePrivate forgets the statements prepared on bc for one client
+// statement alone (see bconn.private) as bc leaves the session, and closes
+// them on the server if send (bc goes back to its pool).
+func (s *session) closePrivate(bc *bconn, send bool) error {
+	var err error
+	wrote := false
+	for _, st := range bc.private {
+		if id, ok := st.ids[bc]; ok {
+			delete(st.ids, bc)
+			if send && err == nil {
+				err = s.writeBackend(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtClose, id), false)
+				wrote = true
+			}
+		}
+	}
+	bc.private = nil
+	if wrote && err == nil {
+		if err = bc.mc.W.Flush(); err != nil {
+			s.lost(bc)
+		}
+	}
+	return err
 }
 
 // stmtID returns st's id on bc: under transaction pooling the one of the
@@ -135,11 +212,10 @@ func (s *session) ensure(bc *bconn, st *stmt) (uint32, error) {
 // in the database and with the settings the connection has now (synced to
 // the session's: see srvConn.stmtKey).
 func (s *session) stmtID(st *stmt, bc *bconn) (uint32, bool) {
-	if s.txMode() {
-		return bc.sc.cached(bc.sc.stmtKey(st.query))
+	if id, ok := st.ids[bc]; ok || !s.txMode() {
+		return id, ok // under transaction pooling: prepared for st alone (keepPrivate)
 	}
-	id, ok := st.ids[bc]
-	return id, ok
+	return bc.sc.cached(bc.sc.stmtKey(st.query))
 }
 
 // remember records a statement prepared on bc (in its current database
@@ -226,6 +302,7 @@ func (s *session) execute(p []byte) bool {
 			s.cursor = make(map[*stmt]bool)
 		}
 		s.cursor[st] = true // its connection serves the COM_STMT_FETCHes
+		st.cursorID = bid
 	}
 	if ok && s.pins(st.cls.Pin) {
 		s.setPin(st.cls.Pin, bc)
