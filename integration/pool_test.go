@@ -58,8 +58,8 @@ func tpStartProxy(t testing.TB, ctx context.Context, maxConns int, checkout time
 }
 
 // tpDSN is a DSN for user app on database app through listener of p, with
-// an application_name (part of the pool key: clients with the same one
-// share a pool) so that the backend connections can be found in
+// an application_name (set by the proxy on the backend connection serving
+// the client) so that the backend connections can be found in
 // pg_stat_activity.
 func tpDSN(t testing.TB, p *proxy.Proxy, listener, app string) string {
 	t.Helper()
@@ -1216,4 +1216,61 @@ func TestPGTxPoolPinning(t *testing.T) {
 			t.Errorf("the temp table of the client that left is visible: %v, want SQLSTATE 42P01", err)
 		}
 	}
+}
+
+// TestPGTxPoolApplicationName: clients that differ only in application_name
+// (or extra_float_digits) share one pool under transaction pooling; each
+// sees its own value wherever its statements run (login ParameterStatus,
+// SHOW, pg_stat_activity), a SET of its own on top, and its startup value
+// again after RESET.
+func TestPGTxPoolApplicationName(t *testing.T) {
+	ctx := testCtx(t)
+	p := tpStartProxy(t, ctx, 1, 60*time.Second)
+	appA, appB := ppUniq("txpool_app_a"), ppUniq("txpool_app_b")
+	a := ppConnect(t, ctx, tpDSN(t, p, "writer", appA))
+	b := ppConnect(t, ctx, tpDSN(t, p, "writer", appB)+"&extra_float_digits=3")
+	for who, c := range map[string]*pgx.Conn{appA: a, appB: b} {
+		if got := c.PgConn().ParameterStatus("application_name"); got != who {
+			t.Errorf("login ParameterStatus application_name = %q, want %q", got, who)
+		}
+	}
+	check := func(c *pgx.Conn, who, wantApp, wantDigits string) {
+		t.Helper()
+		var app, seen, digits string
+		if err := c.QueryRow(ctx, `SELECT current_setting('application_name'),
+			(SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()),
+			current_setting('extra_float_digits')`).Scan(&app, &seen, &digits); err != nil {
+			t.Fatalf("%s: %v", who, err)
+		}
+		if app != wantApp || seen != wantApp || digits != wantDigits {
+			t.Errorf("%s: application_name %q (pg_stat_activity %q), extra_float_digits %s; want %q and %s", who, app, seen, digits, wantApp, wantDigits)
+		}
+	}
+	pidA := tpPID(t, ctx, a, "A")
+	for i := 0; i < 3; i++ {
+		check(a, "A", appA, "1")
+		check(b, "B", appB, "3")
+	}
+	if pidB := tpPID(t, ctx, b, "B"); pidB != pidA {
+		t.Errorf("A and B ran on backends %d and %d: one pool of one connection should serve both", pidA, pidB)
+	}
+	if _, err := a.Exec(ctx, "SET application_name = 'renamed'"); err != nil {
+		t.Fatal(err)
+	}
+	check(b, "B after A's SET", appB, "3")
+	check(a, "A after its SET", "renamed", "1")
+	for _, q := range []string{"RESET application_name", "RESET ALL"} {
+		if _, err := b.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		check(b, "B after "+q, appB, "3")
+		check(a, "A after B's "+q, "renamed", "1")
+	}
+	if _, err := a.Exec(ctx, "DISCARD ALL"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeallocateAll(ctx); err != nil { // DISCARD ALL dropped pgx's cached statements
+		t.Fatal(err)
+	}
+	check(a, "A after DISCARD ALL", appA, "1")
 }

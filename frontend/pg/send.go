@@ -368,6 +368,9 @@ func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
 	for _, op := range ops {
 		switch op.Kind {
 		case router.SessionResetAll:
+			// RESET ALL (DISCARD ALL) went back to the connection's own
+			// startup values, not to the session's base.
+			upToDate = upToDate && len(s.base) == 0
 			s.sets = s.sets[:0]
 			if s.pinnedTo == bc && isDiscardAll(op.Text) {
 				// DISCARD ALL dropped whatever pinned the session (temporary
@@ -377,23 +380,62 @@ func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
 			}
 		case router.SessionReset:
 			s.sets = removeSetting(s.sets, op.Name)
+			if hasSetting(s.base, op.Name) {
+				upToDate = false // as for RESET ALL
+			}
 		default:
 			s.sets = append(removeSetting(s.sets, op.Name), setting{name: op.Name, text: op.Text})
 		}
 	}
+	s.rebuildStateSQL()
+	if upToDate {
+		bc.stateSQL = s.stateSQL
+	} else if bc.stateSQL == s.stateSQL {
+		bc.stateSQL = stateUnknown // replay before the next batch
+	}
+}
+
+// rebuildStateSQL sets stateSQL from the session's base and its SETs (a
+// later SET of the same name wins).
+func (s *session) rebuildStateSQL() {
 	s.stateSQL = ""
-	if len(s.sets) > 0 {
-		var sb strings.Builder
-		sb.WriteString("RESET ALL")
-		for _, st := range s.sets {
+	if len(s.base) == 0 && len(s.sets) == 0 {
+		return
+	}
+	var sb strings.Builder
+	sb.WriteString("RESET ALL")
+	for _, list := range [][]setting{s.base, s.sets} {
+		for _, st := range list {
 			sb.WriteString(";")
 			sb.WriteString(st.text)
 		}
-		s.stateSQL = sb.String()
 	}
-	if upToDate {
-		bc.stateSQL = s.stateSQL
+	s.stateSQL = sb.String()
+}
+
+// settableStartup lists the startup parameters (lower case) that the
+// proxy applies with SET on whichever pooled connection serves the
+// session, instead of making them part of the pool key: the ones that
+// differ most between otherwise identical clients (an application_name
+// per instance; drivers' extra_float_digits). Others (TimeZone, DateStyle,
+// options…) still select a pool of their own.
+var settableStartup = map[string]bool{"application_name": true, "extra_float_digits": true}
+
+// quoteLiteral quotes v as an SQL string literal.
+func quoteLiteral(v string) string {
+	if strings.Contains(v, `\`) {
+		return "E'" + strings.NewReplacer(`\`, `\\`, "'", "''").Replace(v) + "'"
 	}
+	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+}
+
+func hasSetting(sets []setting, name string) bool {
+	for _, st := range sets {
+		if st.name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // isDiscardAll reports whether a statement is DISCARD ALL.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,8 +162,10 @@ func (b *bconn) pop() expect {
 	return e
 }
 
-// setting is one tracked session variable.
-type setting struct{ name, text string }
+// setting is one tracked session variable: its lower-case name and the
+// statement that sets it; for a startup parameter applied with SET (see
+// session.base), value is the client's value.
+type setting struct{ name, text, value string }
 
 // session is one client connection after a successful login.
 type session struct {
@@ -173,6 +177,10 @@ type session struct {
 	password string
 	params   map[string]string // startup parameters forwarded to backends
 	profile  string            // params encoded: the pool key's profile
+	// base holds the startup parameters applied with SET instead (see
+	// settableStartup), so that they do not split pools: the session's
+	// settings before any SET of its own, and what RESET returns to.
+	base     []setting
 	up       *userPool
 	pid, key uint32
 	// ctx is cancelled when the session is closed or told to terminate:
@@ -205,7 +213,7 @@ type session struct {
 	txStatus     byte
 	pinned       router.PinReason
 	sets         []setting
-	stateSQL     string // replays sets on a fresh connection; "" when there are none
+	stateSQL     string // replays base and sets on a fresh connection; "" when there are none
 	txSetOps     []router.SessionOp
 	lastWriteLSN uint64
 	lsnStale     bool      // the session wrote since its last LSN capture: capture before the next replica read
@@ -249,13 +257,17 @@ func newSession(srv *Server, up *userPool, conn net.Conn, rd *pgwire.ConnReader,
 	s.cond = sync.NewCond(&s.mu)
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	for k, v := range startup {
-		switch k {
-		case "user", "database", "replication":
+		switch name := strings.ToLower(k); {
+		case k == "user", k == "database", k == "replication":
+		case settableStartup[name]:
+			s.base = append(s.base, setting{name: name, text: "SET " + name + " = " + quoteLiteral(v), value: v})
 		default:
 			s.params[k] = v
 		}
 	}
+	sort.Slice(s.base, func(i, j int) bool { return s.base[i].name < s.base[j].name })
 	s.profile = profileOf(s.params)
+	s.rebuildStateSQL()
 	s.pid, s.key = srv.opts.Cancels.register(s)
 	return s
 }

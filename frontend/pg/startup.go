@@ -237,6 +237,11 @@ func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadl
 	}
 	out = pgwire.AppendAuthentication(out, pgwire.AuthOK, nil)
 	for k, v := range home.params {
+		for _, b := range sess.base {
+			if strings.EqualFold(k, b.name) {
+				v = b.value // the connection has it from the replay before the first statement
+			}
+		}
 		out = pgwire.AppendParameterStatus(out, k, v)
 	}
 	sess.settle(home) // under transaction pooling it goes back until the first statement
