@@ -1273,4 +1273,42 @@ func TestPGTxPoolApplicationName(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(a, "A after DISCARD ALL", appA, "1")
+
+	// A value the server refuses still fails the login, as without the proxy.
+	if c, err := pgx.Connect(ctx, tpDSN(t, p, "writer", appA)+"&extra_float_digits=99"); ppSQLState(err) != "22023" {
+		if c != nil {
+			c.Close(ctx)
+		}
+		t.Errorf("login with extra_float_digits=99: %v, want SQLSTATE 22023", err)
+	}
+}
+
+// TestPGSessionPoolApplicationName: under session pooling too, a client
+// gets its application_name on a connection that served a client with
+// another one.
+func TestPGSessionPoolApplicationName(t *testing.T) {
+	ctx := testCtx(t)
+	p := tpStartProxy(t, ctx, 1, 60*time.Second, func(c *config.Config) {
+		cl := c.Clusters["pg"]
+		cl.Pool.Mode = config.PoolSession
+		c.Clusters["pg"] = cl
+	})
+	var pids []int32
+	for i, app := range []string{ppUniq("session_app_a"), ppUniq("session_app_b"), ppUniq("session_app_a")} {
+		c, err := pgx.Connect(ctx, tpDSN(t, p, "writer", app))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		var pid int32
+		err = c.QueryRow(ctx, "SELECT current_setting('application_name'), pg_backend_pid()").Scan(&got, &pid)
+		c.Close(ctx)
+		if err != nil || got != app {
+			t.Fatalf("client %d: application_name %q, %v; want %q", i, got, err, app)
+		}
+		pids = append(pids, pid)
+	}
+	if pids[0] != pids[1] || pids[1] != pids[2] {
+		t.Errorf("backends %v: the pool of one connection should have served all three clients", pids)
+	}
 }

@@ -2,6 +2,7 @@ package pg
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -340,13 +341,16 @@ func (s *session) replay(bc *bconn) bool {
 		s.mu.Unlock()
 		return true
 	}
+	fresh := bc.stateSQL == "" // as opened (or reset with DISCARD ALL): nothing to reset
 	s.mu.Unlock()
 	// RESET ALL on its own: should a SET after it fail (and with it its
 	// implicit transaction), the connection is left with the defaults, not
 	// with another client's settings.
-	s.scratch = pgwire.AppendQuery(s.scratch[:0], resetStateQuery)
-	if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, replay: true}) {
-		return false
+	if !fresh {
+		s.scratch = pgwire.AppendQuery(s.scratch[:0], resetStateQuery)
+		if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, replay: true}) {
+			return false
+		}
 	}
 	if want != "" {
 		s.scratch = pgwire.AppendQuery(s.scratch[:0], strings.TrimPrefix(want, "RESET ALL;"))
@@ -417,9 +421,17 @@ func (s *session) rebuildStateSQL() {
 // proxy applies with SET on whichever pooled connection serves the
 // session, instead of making them part of the pool key: the ones that
 // differ most between otherwise identical clients (an application_name
-// per instance; drivers' extra_float_digits). Others (TimeZone, DateStyle,
-// options…) still select a pool of their own.
-var settableStartup = map[string]bool{"application_name": true, "extra_float_digits": true}
+// per instance; drivers' extra_float_digits). Each comes with a check of
+// its value: a value the server would refuse stays a startup parameter,
+// so that the login fails as it would without the proxy. Others
+// (TimeZone, DateStyle, options…) still select a pool of their own.
+var settableStartup = map[string]func(string) bool{
+	"application_name": func(string) bool { return true },
+	"extra_float_digits": func(v string) bool {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		return err == nil && n >= -15 && n <= 3
+	},
+}
 
 // quoteLiteral quotes v as an SQL string literal.
 func quoteLiteral(v string) string {

@@ -259,7 +259,7 @@ func newSession(srv *Server, up *userPool, conn net.Conn, rd *pgwire.ConnReader,
 	for k, v := range startup {
 		switch name := strings.ToLower(k); {
 		case k == "user", k == "database", k == "replication":
-		case settableStartup[name]:
+		case settableStartup[name] != nil && settableStartup[name](v):
 			s.base = append(s.base, setting{name: name, text: "SET " + name + " = " + quoteLiteral(v), value: v})
 		default:
 			s.params[k] = v
