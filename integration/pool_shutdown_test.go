@@ -26,6 +26,26 @@ const shutdownCheckoutTimeout = 10 * time.Minute
 // longHold sets failover.hold to shutdownCheckoutTimeout.
 func longHold(c *config.Config) { c.Failover.Hold = shutdownCheckoutTimeout }
 
+// shutdownWhileQueued runs stmt (client B's statement, which queues for the
+// full pool of cluster) in the background, shuts p down once B is queued,
+// and checks that B gets an error rather than a result or nothing.
+func shutdownWhileQueued(t *testing.T, ctx context.Context, p *proxy.Proxy, cluster string, stmt func() error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- stmt() }()
+	waitPoolWaiting(t, ctx, p, cluster, 1)
+	shutdownPromptly(t, p)
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("B's statement succeeded although the proxy shut down while it waited")
+		}
+		t.Logf("B: %v", err)
+	case <-ctx.Done():
+		t.Fatal("B's statement has no answer after the shutdown")
+	}
+}
+
 // waitPoolWaiting waits until cluster's pools on p have n clients queued.
 func waitPoolWaiting(t *testing.T, ctx context.Context, p *proxy.Proxy, cluster string, n int) {
 	t.Helper()
@@ -80,22 +100,10 @@ func TestPGTxPoolShutdownWakesWaitingClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	tpPID(t, ctx, tx.Conn(), "A in its transaction") // A now holds the only connection
-	errc := make(chan error, 1)
-	go func() {
+	shutdownWhileQueued(t, ctx, p, "pg", func() error {
 		_, err := b.Exec(ctx, "SELECT 1")
-		errc <- err
-	}()
-	waitPoolWaiting(t, ctx, p, "pg", 1)
-	shutdownPromptly(t, p)
-	select {
-	case err := <-errc:
-		if err == nil {
-			t.Fatal("B's statement succeeded although the proxy shut down while it waited")
-		}
-		t.Logf("B: %v", err)
-	case <-ctx.Done():
-		t.Fatal("B's statement has no answer after the shutdown")
-	}
+		return err
+	})
 }
 
 func TestMySQLPoolShutdownWakesWaitingClient(t *testing.T) {
@@ -119,20 +127,8 @@ func TestMySQLPoolShutdownWakesWaitingClient(t *testing.T) {
 	if _, err := tx.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -1"); err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() {
+	shutdownWhileQueued(t, ctx, p, "my", func() error {
 		_, err := b.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -2")
-		errc <- err
-	}()
-	waitPoolWaiting(t, ctx, p, "my", 1)
-	shutdownPromptly(t, p)
-	select {
-	case err := <-errc:
-		if err == nil {
-			t.Fatal("B's statement succeeded although the proxy shut down while it waited")
-		}
-		t.Logf("B: %v", err)
-	case <-ctx.Done():
-		t.Fatal("B's statement has no answer after the shutdown")
-	}
+		return err
+	})
 }

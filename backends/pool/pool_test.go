@@ -1025,33 +1025,24 @@ func BenchmarkGetPut(b *testing.B) {
 }
 
 func BenchmarkGetPutParallel(b *testing.B) {
-	d := &fakeDialer{}
-	p := newPool(d, Options[*fakeConn]{MaxServerConns: 10, CheckoutTimeout: -1})
-	defer p.Close()
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			c, err := p.Get(ctx, k1)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			p.Put(c)
-		}
-	})
+	benchGetPutParallel(b, Options[*fakeConn]{MaxServerConns: 10, CheckoutTimeout: -1}, 1)
 }
 
 // BenchmarkGetPutContended is transaction pooling's case: more callers than
 // connections, so most Gets queue (with the default checkout timeout) and
 // most Puts hand the connection to a waiter.
 func BenchmarkGetPutContended(b *testing.B) {
+	benchGetPutParallel(b, Options[*fakeConn]{MaxServerConns: 2}, 8)
+}
+
+// benchGetPutParallel runs Get+Put from parallelism×GOMAXPROCS goroutines.
+func benchGetPutParallel(b *testing.B, o Options[*fakeConn], parallelism int) {
 	d := &fakeDialer{}
-	p := newPool(d, Options[*fakeConn]{MaxServerConns: 2})
+	p := newPool(d, o)
 	defer p.Close()
 	ctx := context.Background()
 	b.ReportAllocs()
-	b.SetParallelism(8)
+	b.SetParallelism(parallelism)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			c, err := p.Get(ctx, k1)
