@@ -963,6 +963,28 @@ func TestMySQLPoolSessionModeNoDatabase(t *testing.T) {
 	}
 }
 
+// myFillPoolOfOne opens two clients on dsn (a proxy whose pool has one
+// connection), makes the first hold that connection in a transaction
+// (rolled back when the test ends) and returns the second.
+func myFillPoolOfOne(t *testing.T, ctx context.Context, dsn string) *sql.Conn {
+	t.Helper()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	a, b := myConn(t, db), myConn(t, db)
+	tx, err := a.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	if _, err := tx.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -1"); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // Waiting for a full pool is bounded by checkout_timeout, not by the
 // (shorter) connect_timeout.
 func TestMySQLPoolCheckoutTimeoutLongerThanConnect(t *testing.T) {
@@ -974,22 +996,9 @@ func TestMySQLPoolCheckoutTimeoutLongerThanConnect(t *testing.T) {
 		c.Server.ConnectTimeout = time.Second
 	})
 	ctx := testCtx(t)
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	a, b := myConn(t, db), myConn(t, db)
-	tx, err := a.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -1"); err != nil {
-		t.Fatal(err)
-	}
+	b := myFillPoolOfOne(t, ctx, dsn(nil))
 	start := time.Now()
-	_, err = b.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -2")
+	_, err := b.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -2")
 	el := time.Since(start)
 	if code := myErrCode(err); code != 1040 {
 		t.Fatalf("statement with the pool full: %v after %v, want error 1040", err, el)

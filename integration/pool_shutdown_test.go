@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 	"time"
 
@@ -113,20 +112,7 @@ func TestMySQLPoolShutdownWakesWaitingClient(t *testing.T) {
 		pl.MaxServerConns = 1
 		pl.CheckoutTimeout = shutdownCheckoutTimeout
 	}, longHold)
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	a, b := myConn(t, db), myConn(t, db)
-	tx, err := a.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -1"); err != nil {
-		t.Fatal(err)
-	}
+	b := myFillPoolOfOne(t, ctx, dsn(nil))
 	shutdownWhileQueued(t, ctx, p, "my", func() error {
 		_, err := b.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -2")
 		return err
