@@ -1312,3 +1312,64 @@ func TestPGSessionPoolApplicationName(t *testing.T) {
 		t.Errorf("backends %v: the pool of one connection should have served all three clients", pids)
 	}
 }
+
+// TestPGTxPoolRoleDoesNotLeak: RESET ALL leaves a role set with SET ROLE
+// (and SET SESSION AUTHORIZATION) in force on the server, so the proxy must
+// not count the connection as clean after it: the next client on the same
+// connection runs as itself, with or without settings of its own.
+func TestPGTxPoolRoleDoesNotLeak(t *testing.T) {
+	ctx := testCtx(t)
+	role := ppUniq("txpool_role")
+	adm := ppAdminConns(t, ctx)[0]
+	for _, q := range []string{"CREATE ROLE " + role, "GRANT " + role + " TO app"} {
+		if _, err := adm.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { adm.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) })
+	p := tpStartProxy(t, ctx, 1, 60*time.Second)
+	app := ppUniq("txpool_role")
+	noApp := func(dsn string) string { return strings.Replace(dsn, "&application_name="+app, "", 1) }
+	// X with an application_name (settings the proxy replays), then without.
+	for _, xdsn := range []string{tpDSN(t, p, "writer", app), noApp(tpDSN(t, p, "writer", app))} {
+		x := ppConnect(t, ctx, xdsn)
+		for i, reset := range []string{"RESET ALL", "DISCARD ALL", "RESET ALL"} {
+			if _, err := x.Exec(ctx, "SET ROLE "+role, pgx.QueryExecModeSimpleProtocol); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := x.Exec(ctx, reset, pgx.QueryExecModeSimpleProtocol); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			if err := x.QueryRow(ctx, "SELECT current_user", pgx.QueryExecModeSimpleProtocol).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			want := role // RESET ALL keeps the role, as on the server
+			if reset == "DISCARD ALL" {
+				want = "app"
+			}
+			if got != want {
+				t.Errorf("X after SET ROLE; %s: current_user %q, want %q", reset, got, want)
+			}
+			// Y on the same connection: without settings of its own, then
+			// with an application_name.
+			dsn := noApp(tpDSN(t, p, "writer", app))
+			if i > 0 {
+				dsn = tpDSN(t, p, "writer", ppUniq("txpool_role_y"))
+			}
+			y, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = y.QueryRow(ctx, "SELECT current_user", pgx.QueryExecModeSimpleProtocol).Scan(&got)
+			y.Close(ctx)
+			if err != nil || got != "app" {
+				t.Errorf("Y after X's SET ROLE; %s (round %d): current_user %q, %v; want app", reset, i, got, err)
+			}
+			if _, err := x.Exec(ctx, "RESET ROLE", pgx.QueryExecModeSimpleProtocol); err != nil {
+				t.Fatal(err)
+			}
+		}
+		x.Close(ctx)
+	}
+}

@@ -170,6 +170,7 @@ func (up *userPool) dial(ctx context.Context, k pool.Key) (*bconn, error) {
 		rd:       pgwire.NewReader(pc.R, 1<<30),
 		params:   pc.Params,
 		prepared: make(map[string]*stmt),
+		pristine: true,
 	}
 	ps.wg.Add(1)
 	go ps.relay(bc)
@@ -277,6 +278,7 @@ func (bc *bconn) resetDone() {
 	clear(bc.prepared)
 	clear(bc.used)
 	bc.stateSQL = ""
+	bc.pristine = true
 	bc.up.p.Put(c)
 }
 

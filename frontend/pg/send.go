@@ -337,11 +337,12 @@ const stateUnknown = "\x00unknown"
 func (s *session) replay(bc *bconn) bool {
 	s.mu.Lock()
 	want := s.stateSQL
+	fresh := bc.pristine // nothing to reset
+	bc.pristine = false  // the batch that follows runs on it
 	if bc.stateSQL == want {
 		s.mu.Unlock()
 		return true
 	}
-	fresh := bc.stateSQL == "" // as opened (or reset with DISCARD ALL): nothing to reset
 	s.mu.Unlock()
 	// RESET ALL on its own: should a SET after it fail (and with it its
 	// implicit transaction), the connection is left with the defaults, not
@@ -375,8 +376,14 @@ func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
 			// RESET ALL (DISCARD ALL) went back to the connection's own
 			// startup values, not to the session's base.
 			upToDate = upToDate && len(s.base) == 0
+			if !isDiscardAll(op.Text) {
+				// RESET ALL leaves the role and the session authorization
+				// as they are (the server's GUC_NO_RESET_ALL): keep them.
+				s.sets = keepSettings(s.sets, "role", "session_authorization")
+				break
+			}
 			s.sets = s.sets[:0]
-			if s.pinnedTo == bc && isDiscardAll(op.Text) {
+			if s.pinnedTo == bc {
 				// DISCARD ALL dropped whatever pinned the session (temporary
 				// tables, advisory locks, LISTEN, prepared SQL statements,
 				// held cursors): it may move between connections again.
@@ -439,6 +446,20 @@ func quoteLiteral(v string) string {
 		return "E'" + strings.NewReplacer(`\`, `\\`, "'", "''").Replace(v) + "'"
 	}
 	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+}
+
+// keepSettings returns those of sets named in names, in order (in place).
+func keepSettings(sets []setting, names ...string) []setting {
+	out := sets[:0]
+	for _, st := range sets {
+		for _, n := range names {
+			if st.name == n {
+				out = append(out, st)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func hasSetting(sets []setting, name string) bool {

@@ -97,6 +97,10 @@ type bconn struct {
 	used     map[*stmt]uint64 // when each was last used (tick), for LRU eviction
 	tick     uint64
 	stateSQL string // the session state applied on it (see session.stateSQL); "" as opened
+	// pristine: no client has run anything on it since it was opened or
+	// reset with DISCARD ALL (stateSQL "" alone does not say that: RESET
+	// ALL leaves a role set), so a replay need not reset anything first.
+	pristine bool
 	target   router.Target
 	epoch    uint64 // topology epoch under which it was last confirmed as the writer
 	idx      int    // the backend's index in the cluster while attached
