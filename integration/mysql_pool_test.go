@@ -1215,6 +1215,38 @@ func (c rawStmtClient) execute(id uint32) {
 	}
 }
 
+// executeAll executes id without a cursor and returns the rows' values.
+func (c rawStmtClient) executeAll(id uint32) []int64 {
+	c.t.Helper()
+	x := mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtExecute, id)
+	c.m.send(append(x, 0 /* CURSOR_TYPE_NO_CURSOR */, 1, 0, 0, 0))
+	first := c.m.read()
+	n, ok := mysqlwire.ParseColumnCount(first)
+	if !ok || mysqlwire.IsERR(first) {
+		c.t.Fatalf("execute: %q", first)
+	}
+	for range n + 1 { // the column definitions and their EOF
+		c.m.read()
+	}
+	var vals []int64
+	for {
+		p := c.m.read()
+		if mysqlwire.IsEOF(p, rawCaps) {
+			return vals
+		}
+		vals = append(vals, int64(int32(binary.LittleEndian.Uint32(p[2:]))))
+	}
+}
+
+// command sends a one-packet command and fails unless the answer is OK.
+func (c rawStmtClient) command(p []byte) {
+	c.t.Helper()
+	c.m.send(p)
+	if r := c.m.read(); !mysqlwire.IsOK(r, rawCaps) {
+		c.t.Fatalf("command 0x%02x: % x", p[0], r)
+	}
+}
+
 // fetchN fetches up to n rows of id's cursor with one COM_STMT_FETCH and
 // returns their values, and whether the cursor's last row was sent.
 func (c rawStmtClient) fetchN(id uint32, n uint32) (vals []int64, last bool) {
@@ -1303,5 +1335,25 @@ func TestMySQLPoolTransactionModeCursorsSameSQL(t *testing.T) {
 		vals, last = c.fetchN(id, 10)
 		want("b and d once more", vals, last, []int64{1, 2, 3, 4, 5}, true)
 	}
+	other()
+
+	// In a transaction (the connection stays): COM_STMT_RESET of a
+	// statement without a cursor leaves the cursor of another one with the
+	// same SQL alone, and so does selecting another database meanwhile.
+	query := func(q string) []byte { return append([]byte{mysqlwire.ComQuery}, q...) }
+	c.command(query("BEGIN"))
+	if got := c.executeAll(a); fmt.Sprint(got) != "[1 2 3 4 5]" {
+		t.Fatalf("a without a cursor: %v", got)
+	}
+	c.execute(b)
+	vals, last = c.fetchN(b, 2)
+	want("b, first fetch", vals, last, []int64{1, 2}, false)
+	c.command(mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtReset, a))
+	c.command(append([]byte{mysqlwire.ComInitDB}, "information_schema"...))
+	c.command(query("DO 1")) // runs in information_schema
+	vals, last = c.fetchN(b, 10)
+	want("b after a's reset and a USE", vals, last, []int64{3, 4, 5}, true)
+	c.command(append([]byte{mysqlwire.ComInitDB}, "app"...))
+	c.command(query("COMMIT"))
 	other()
 }

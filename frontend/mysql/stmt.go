@@ -325,10 +325,19 @@ func (s *session) stmtReset(p []byte) bool {
 	}
 	st.longData = st.longData[:0]
 	st.state.Executed(nil)
+	cursor := s.cursor[st]
 	delete(s.cursor, st) // the COM_STMT_RESET below closes it
 	bc := st.last
 	bid, ok := uint32(0), false
-	if bc != nil && !bc.dead {
+	switch {
+	case bc == nil || bc.dead:
+	case s.txMode():
+		// Long data waits in the proxy until the execution, so the server
+		// has only an open cursor to reset, on the statement it runs on
+		// (which another statement with the same SQL may share: without a
+		// cursor of st's, resetting it could close that one's).
+		bid, ok = st.cursorID, cursor
+	default:
 		bid, ok = s.stmtID(st, bc)
 	}
 	if !ok {
@@ -352,7 +361,10 @@ func (s *session) fetch(p []byte) bool {
 		return true
 	}
 	bc := st.last
-	bid, _ := s.stmtID(st, bc)
+	bid := st.cursorID // where its cursor is, whatever the connection's database and settings now
+	if !s.cursor[st] {
+		bid, _ = s.stmtID(st, bc) // no cursor: the server says so
+	}
 	mysqlwire.SetStatementID(p, bid)
 	bc.midCommand = true
 	if err := s.writeBackend(bc, p, true); err != nil {
@@ -386,11 +398,7 @@ func (s *session) closeCursor(st *stmt) bool {
 	if !s.txMode() || bc == nil || bc.dead {
 		return true
 	}
-	bid, ok := s.stmtID(st, bc)
-	if !ok {
-		return true
-	}
-	if s.exec(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtReset, bid)) != nil {
+	if s.exec(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtReset, st.cursorID)) != nil {
 		bc.sc.dirty = true
 		return false
 	}
