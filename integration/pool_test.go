@@ -1245,6 +1245,9 @@ func TestPGTxPoolApplicationName(t *testing.T) {
 		if app != wantApp || seen != wantApp || digits != wantDigits {
 			t.Errorf("%s: application_name %q (pg_stat_activity %q), extra_float_digits %s; want %q and %s", who, app, seen, digits, wantApp, wantDigits)
 		}
+		if ps := c.PgConn().ParameterStatus("application_name"); ps != wantApp {
+			t.Errorf("%s: the driver's application_name (ParameterStatus) is %q, want %q", who, ps, wantApp)
+		}
 	}
 	pidA := tpPID(t, ctx, a, "A")
 	for i := 0; i < 3; i++ {

@@ -80,6 +80,13 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, visibleZ bool) {
 		switch m.Type {
 		case pgwire.MsgNotification:
 			return false, false // another session's NOTIFY: the client's, not ours
+		case pgwire.MsgParameterStatus:
+			if front.replay {
+				// The replay sets this session's own values: the client's
+				// driver keeps what the server reports (after a RESET of
+				// its application_name, say).
+				return false, false
+			}
 		case pgwire.MsgDataRow:
 			if front.capture {
 				if v, null, err := pgwire.DataRowColumn(m.Body(), 0); err == nil && !null {
