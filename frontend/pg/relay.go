@@ -34,7 +34,12 @@ func (ps *Pools) relay(bc *bconn) {
 			return
 		}
 		drop, isZ := s.account(bc, m)
+		extra := s.extraOut
+		s.extraOut = nil
 		s.mu.Unlock()
+		if extra != nil {
+			s.writeClient(extra, false)
+		}
 		flush := isZ || bc.rd.Buffered() == 0
 		if drop {
 			if flush {
@@ -82,10 +87,13 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, visibleZ bool) {
 			return false, false // another session's NOTIFY: the client's, not ours
 		case pgwire.MsgParameterStatus:
 			if front.replay {
-				// The replay sets this session's own values: the client's
-				// driver keeps what the server reports (after a RESET of
-				// its application_name, say).
-				return false, false
+				// The replay sets this session's own values: what the
+				// server reports at its end reaches the client if it
+				// differs from what the client was last told (after a
+				// RESET of its application_name, say).
+				if name, value, err := pgwire.ParseParameterStatus(m.Body()); err == nil {
+					bc.replayParams = append(bc.replayParams, [2]string{name, value})
+				}
 			}
 		case pgwire.MsgDataRow:
 			if front.capture {
@@ -118,12 +126,20 @@ func (s *session) account(bc *bconn, m pgwire.Message) (drop, visibleZ bool) {
 			if e.replay && bc.failed {
 				bc.stateSQL = stateUnknown // replay again before the next batch
 			}
+			if next := bc.front(); len(bc.replayParams) > 0 && (next == nil || !next.replay) {
+				s.reportParams(bc.replayParams)
+				bc.replayParams = bc.replayParams[:0]
+			}
 			bc.captured, bc.failed = false, false
 			s.cond.Broadcast()
 		}
 		return true, false
 	}
 	switch m.Type {
+	case pgwire.MsgParameterStatus:
+		if name, value, err := pgwire.ParseParameterStatus(m.Body()); err == nil {
+			s.reported[name] = value
+		}
 	case pgwire.MsgParseComplete, pgwire.MsgCloseComplete:
 		if front == nil || front.kind != m.Type {
 			s.srv.log.Warn("unexpected completion from backend", "backend", bc.addr, "type", string(m.Type))
@@ -331,4 +347,23 @@ func (s *session) pinnedReason() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return string(s.pinned)
+}
+
+// reportParams queues a ParameterStatus for the client for each of params
+// (name, value; the last of a name wins) whose value differs from what the
+// client was last told. Called with s.mu held; the relay writes extraOut.
+func (s *session) reportParams(params [][2]string) {
+	for i, p := range params {
+		last := true
+		for _, q := range params[i+1:] {
+			if q[0] == p[0] {
+				last = false
+				break
+			}
+		}
+		if last && s.reported[p[0]] != p[1] {
+			s.reported[p[0]] = p[1]
+			s.extraOut = pgwire.AppendParameterStatus(s.extraOut, p[0], p[1])
+		}
+	}
 }

@@ -122,6 +122,9 @@ type bconn struct {
 	// has not arrived: if the connection dies now, the outcome is unknown.
 	commitInFlight bool
 	failed         bool // the running injected query failed
+	// replayParams: the ParameterStatus values of the replay running on it
+	// (name, value), reported to the client at its end (reportParams).
+	replayParams [][2]string
 }
 
 // writeFailed closes bc after a failed write, recording why for the relay
@@ -217,7 +220,9 @@ type session struct {
 	txStatus     byte
 	pinned       router.PinReason
 	sets         []setting
-	stateSQL     string // replays base and sets on a fresh connection; "" when there are none
+	stateSQL     string            // replays base and sets on a fresh connection; "" when there are none
+	reported     map[string]string // ParameterStatus values the client has been told
+	extraOut     []byte            // messages for the client the relay writes after the current one (reportParams)
 	txSetOps     []router.SessionOp
 	lastWriteLSN uint64
 	lsnStale     bool      // the session wrote since its last LSN capture: capture before the next replica read
@@ -253,6 +258,7 @@ func newSession(srv *Server, up *userPool, conn net.Conn, rd *pgwire.ConnReader,
 		password:  password,
 		params:    make(map[string]string, len(startup)),
 		stmts:     make(map[string]*stmt),
+		reported:  make(map[string]string),
 		conns:     make(map[int]*bconn),
 		txStatus:  'I',
 		readerIdx: -1,

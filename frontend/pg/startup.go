@@ -236,14 +236,17 @@ func (s *Server) login(raw, conn net.Conn, isTLS bool, st *pgwire.Startup, deadl
 		return nil, serve.ErrHandled
 	}
 	out = pgwire.AppendAuthentication(out, pgwire.AuthOK, nil)
+	sess.mu.Lock() // the relay goroutine reads reported
 	for k, v := range home.params {
 		for _, b := range sess.base {
 			if strings.EqualFold(k, b.name) {
 				v = b.value // the connection has it from the replay before the first statement
 			}
 		}
+		sess.reported[k] = v
 		out = pgwire.AppendParameterStatus(out, k, v)
 	}
+	sess.mu.Unlock()
 	sess.settle(home) // under transaction pooling it goes back until the first statement
 	out = pgwire.AppendBackendKeyData(out, sess.pid, sess.key)
 	out = pgwire.AppendReadyForQuery(out, 'I')
