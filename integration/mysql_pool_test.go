@@ -1356,4 +1356,29 @@ func TestMySQLPoolTransactionModeCursorsSameSQL(t *testing.T) {
 	c.command(append([]byte{mysqlwire.ComInitDB}, "app"...))
 	c.command(query("COMMIT"))
 	other()
+
+	// FETCH of a statement without a cursor gets the server's error, not
+	// rows of another statement's cursor on the shared statement.
+	c.command(query("BEGIN"))
+	if got := c.executeAll(a); fmt.Sprint(got) != "[1 2 3 4 5]" {
+		t.Fatalf("a without a cursor: %v", got)
+	}
+	c.execute(b)
+	vals, last = c.fetchN(b, 1)
+	want("b, first fetch", vals, last, []int64{1}, false)
+	c.m.send(binary.LittleEndian.AppendUint32(mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtFetch, a), 10))
+	if p := c.m.read(); !mysqlwire.IsERR(p) {
+		t.Fatalf("FETCH of a statement without a cursor: % x, want ERR 1421", p)
+	} else if e, _ := mysqlwire.ParseERR(p); e.Code != mysqlwire.ERStmtHasNoOpenCursor {
+		t.Fatalf("FETCH of a statement without a cursor: %v, want 1421", e.Error())
+	}
+	// More statements prepared than the connection's cache keeps do not
+	// close the statement b's cursor runs on.
+	for i := range 260 {
+		c.prepare(fmt.Sprintf("/* sluice:writer */ SELECT %d", i))
+	}
+	vals, last = c.fetchN(b, 10)
+	want("b after 260 other statements", vals, last, []int64{2, 3, 4, 5}, true)
+	c.command(query("COMMIT"))
+	other()
 }

@@ -1266,6 +1266,11 @@ func TestPGTxPoolApplicationName(t *testing.T) {
 		if _, err := b.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
+		// Told at once: the next statement may find a connection that
+		// needs no replay.
+		if ps := b.PgConn().ParameterStatus("application_name"); ps != appB {
+			t.Errorf("B right after %s: the driver's application_name is %q, want %q", q, ps, appB)
+		}
 		check(b, "B after "+q, appB, "3")
 		check(a, "A after B's "+q, "renamed", "1")
 	}
@@ -1372,6 +1377,26 @@ func TestPGTxPoolRoleDoesNotLeak(t *testing.T) {
 			if _, err := x.Exec(ctx, "RESET ROLE", pgx.QueryExecModeSimpleProtocol); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// RESET SESSION AUTHORIZATION drops the role too, also when the
+		// connection serves another client in between and X's state is
+		// replayed.
+		for _, q := range []string{"SET SESSION AUTHORIZATION app", "SET ROLE " + role, "RESET SESSION AUTHORIZATION"} {
+			if _, err := x.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		y, err := pgx.Connect(ctx, tpDSN(t, p, "writer", ppUniq("txpool_role_y")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := y.Exec(ctx, "SELECT 1", pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatal(err)
+		}
+		y.Close(ctx)
+		var got string
+		if err := x.QueryRow(ctx, "SELECT current_user", pgx.QueryExecModeSimpleProtocol).Scan(&got); err != nil || got != "app" {
+			t.Errorf("X after RESET SESSION AUTHORIZATION (and another client in between): current_user %q, %v; want app", got, err)
 		}
 		x.Close(ctx)
 	}

@@ -1,6 +1,8 @@
 package mysql
 
 import (
+	"fmt"
+
 	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/router"
 )
@@ -222,9 +224,18 @@ func (s *session) stmtID(st *stmt, bc *bconn) (uint32, bool) {
 // and settings) for transaction pooling, closing the one it evicts from
 // the connection's cache.
 func (s *session) remember(bc *bconn, query string, id uint32) {
-	if ev := bc.sc.remember(bc.sc.stmtKey(query), id); ev != 0 {
-		s.writeBackend(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtClose, ev), false)
+	ev := bc.sc.remember(bc.sc.stmtKey(query), id)
+	if ev == 0 {
+		return
 	}
+	for o := range s.cursor {
+		if o.last == bc && o.cursorID == ev {
+			// An open cursor runs on it: closed when bc goes back.
+			s.keepPrivate(bc, &stmt{ids: make(map[*bconn]uint32)}, ev)
+			return
+		}
+	}
+	s.writeBackend(bc, mysqlwire.AppendStmtCommand(nil, mysqlwire.ComStmtClose, ev), false)
 }
 
 // execute serves COM_STMT_EXECUTE.
@@ -257,18 +268,20 @@ func (s *session) execute(p []byte) bool {
 		s.sendError(err)
 		return true
 	}
-	if s.cursor[st] {
-		// Executing again closes the open cursor on its connection; one
-		// left on another connection is closed there.
-		if st.last != bc {
-			s.closeCursor(st)
-		}
-		delete(s.cursor, st)
-	}
 	bid, err := s.ensure(bc, st)
 	if err != nil {
 		s.sendError(err)
 		return true
+	}
+	if s.cursor[st] {
+		// Executing its statement again closes the open cursor; one left
+		// on another connection, or on another statement of this one (a
+		// USE or SET since changed which statement serves the SQL), is
+		// closed there.
+		if st.last != bc || st.cursorID != bid {
+			s.closeCursor(st)
+		}
+		delete(s.cursor, st)
 	}
 	for _, ld := range st.longData {
 		mysqlwire.SetStatementID(ld, bid)
@@ -363,6 +376,12 @@ func (s *session) fetch(p []byte) bool {
 	bc := st.last
 	bid := st.cursorID // where its cursor is, whatever the connection's database and settings now
 	if !s.cursor[st] {
+		if s.txMode() {
+			// The statement bc shares for its SQL may serve another
+			// statement's cursor: answer as the server would.
+			s.sendERR(1, mysqlwire.ERStmtHasNoOpenCursor, fmt.Sprintf("The statement (%d) has no open cursor.", id))
+			return true
+		}
 		bid, _ = s.stmtID(st, bc) // no cursor: the server says so
 	}
 	mysqlwire.SetStatementID(p, bid)

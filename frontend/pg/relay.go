@@ -262,6 +262,12 @@ func (s *session) backendLost(bc *bconn, err error) {
 		s.txStatus = 'I'
 		s.txSetOps = nil
 	}
+	if inTx && !commit && !s.closing && s.pinnedTo != bc {
+		// Before s.mu is let go: the client's next statement belongs to
+		// the lost transaction, not to a fresh autocommit connection
+		// (pick sees cur == nil from now on).
+		s.txLost, s.txLostSent = lostMessage(bc)+"; the open transaction was rolled back", visible > 0 || partial
+	}
 	if partial && visible == 0 {
 		s.skipToSync = true // the client's coming Sync gets the ReadyForQuery
 	}
@@ -298,10 +304,7 @@ func (s *session) backendLost(bc *bconn, err error) {
 		s.conn.Close()
 		return
 	}
-	msg := fmt.Sprintf("connection to backend %s lost", bc.addr)
-	if bc.fatal != "" {
-		msg += " (" + bc.fatal + ")"
-	}
+	msg := lostMessage(bc)
 	code := "08006"
 	switch {
 	case commit:
@@ -314,13 +317,11 @@ func (s *session) backendLost(bc *bconn, err error) {
 	}
 	status := byte('I')
 	if inTx {
-		// The client believes it is in a transaction: keep it in a failed
-		// one (as PostgreSQL would) until it ends it, so that nothing it
-		// sends next runs outside the transaction it meant.
+		// The client believes it is in a transaction: it is kept in a
+		// failed one (as PostgreSQL would; txLost, set above under the
+		// same lock that dropped the connection) until it ends it, so that
+		// nothing it sends next runs outside the transaction it meant.
 		status = 'E'
-		s.mu.Lock()
-		s.txLost, s.txLostSent = msg, visible > 0 || partial
-		s.mu.Unlock()
 	}
 	if visible == 0 && !partial {
 		return // told at its next statement
@@ -366,4 +367,13 @@ func (s *session) reportParams(params [][2]string) {
 			s.extraOut = pgwire.AppendParameterStatus(s.extraOut, p[0], p[1])
 		}
 	}
+}
+
+// lostMessage is the start of the error a client gets when bc is lost.
+func lostMessage(bc *bconn) string {
+	msg := fmt.Sprintf("connection to backend %s lost", bc.addr)
+	if bc.fatal != "" {
+		msg += " (" + bc.fatal + ")"
+	}
+	return msg
 }

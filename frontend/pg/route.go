@@ -31,6 +31,13 @@ func (s *session) pick(cls router.Class, _ int) (*bconn, error) {
 			return nil, errClosing
 		}
 		s.applyFixupsLocked()
+		if s.txLost != "" {
+			// The client's transaction died with its backend after the
+			// batch was read (the relay goroutine noticed meanwhile): the
+			// batch belongs to it, not to a fresh autocommit connection.
+			s.mu.Unlock()
+			return nil, errTxLost
+		}
 		cur := s.cur
 		if cur != nil && cur.dead {
 			cur = nil

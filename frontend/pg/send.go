@@ -370,16 +370,18 @@ func (s *session) replay(bc *bconn) bool {
 // s.mu held.
 func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
 	upToDate := bc.stateSQL == s.stateSQL
+	var reset []setting // base settings a RESET returned the session to
 	for _, op := range ops {
 		switch op.Kind {
 		case router.SessionResetAll:
 			// RESET ALL (DISCARD ALL) went back to the connection's own
 			// startup values, not to the session's base.
 			upToDate = upToDate && len(s.base) == 0
+			reset = append(reset, s.base...)
 			if !isDiscardAll(op.Text) {
 				// RESET ALL leaves the role and the session authorization
 				// as they are (the server's GUC_NO_RESET_ALL): keep them.
-				s.sets = keepSettings(s.sets, "role", "session_authorization")
+				s.sets = keepSettings(s.sets, "role", "session_authorization", "seed")
 				break
 			}
 			s.sets = s.sets[:0]
@@ -390,11 +392,20 @@ func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
 				s.pinned, s.pinnedTo = "", nil
 			}
 		case router.SessionReset:
+			if op.Name == "session_authorization" {
+				s.sets = removeSetting(s.sets, "role") // the server drops the role with it
+			}
 			s.sets = removeSetting(s.sets, op.Name)
-			if hasSetting(s.base, op.Name) {
-				upToDate = false // as for RESET ALL
+			for _, b := range s.base {
+				if b.name == op.Name {
+					upToDate = false // as for RESET ALL
+					reset = append(reset, b)
+				}
 			}
 		default:
+			if op.Name == "session_authorization" {
+				s.sets = removeSetting(s.sets, "role") // the server drops the role with it
+			}
 			s.sets = append(removeSetting(s.sets, op.Name), setting{name: op.Name, text: op.Text})
 		}
 	}
@@ -404,6 +415,16 @@ func (s *session) applyOps(bc *bconn, ops []router.SessionOp) {
 	} else if bc.stateSQL == s.stateSQL {
 		bc.stateSQL = stateUnknown // replay before the next batch
 	}
+	// The server reported the connection's own value for those it
+	// reports; the session's is its base value, which the next batch's
+	// connection gets (maybe without a replay, so tell the client now).
+	var ps [][2]string
+	for _, b := range reset {
+		if _, reported := s.reported[b.name]; reported {
+			ps = append(ps, [2]string{b.name, b.value})
+		}
+	}
+	s.reportParams(ps)
 }
 
 // rebuildStateSQL sets stateSQL from the session's base and its SETs (a
@@ -460,15 +481,6 @@ func keepSettings(sets []setting, names ...string) []setting {
 		}
 	}
 	return out
-}
-
-func hasSetting(sets []setting, name string) bool {
-	for _, st := range sets {
-		if st.name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // isDiscardAll reports whether a statement is DISCARD ALL.

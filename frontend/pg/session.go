@@ -729,11 +729,16 @@ func (s *session) copyMessage(m pgwire.Message) {
 
 // routeFailed answers a batch that could not be routed (no backend).
 func (s *session) routeFailed(err error, last byte) {
-	code := "08006"
-	if pe, ok := asPgError(err); ok {
-		code = pe.Code
+	var out []byte
+	if errors.Is(err, errTxLost) {
+		out = s.appendLostError(nil) // 08006 the first time, then 25P02
+	} else {
+		code := "08006"
+		if pe, ok := asPgError(err); ok {
+			code = pe.Code
+		}
+		out = pgwire.AppendErrorResponse(nil, "ERROR", code, err.Error())
 	}
-	out := pgwire.AppendErrorResponse(nil, "ERROR", code, err.Error())
 	s.mu.Lock()
 	status := s.clientStatusLocked()
 	if !isTerminator(last) {

@@ -250,6 +250,7 @@ const (
 	ERNotSupportedAuthMode             uint16 = 1251 // ER_NOT_SUPPORTED_AUTH_MODE
 	EROptionPreventsStatement          uint16 = 1290 // ER_OPTION_PREVENTS_STATEMENT (e.g. --read-only)
 	ERQueryInterrupted                 uint16 = 1317 // ER_QUERY_INTERRUPTED
+	ERStmtHasNoOpenCursor              uint16 = 1421 // ER_STMT_HAS_NO_OPEN_CURSOR
 	ERCantExecuteInReadOnlyTransaction uint16 = 1792 // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
 	CRServerLost                       uint16 = 2013 // CR_SERVER_LOST: lost connection during query
 )
