@@ -1401,3 +1401,43 @@ func TestPGTxPoolRoleDoesNotLeak(t *testing.T) {
 		x.Close(ctx)
 	}
 }
+
+// TestPGTxPoolRoleNotRestored: when the replay of a client's role fails on
+// the connection that serves its next statement (here: the membership was
+// revoked meanwhile), the statement must not run as the login user: the
+// session ends with an error instead, and other clients carry on.
+func TestPGTxPoolRoleNotRestored(t *testing.T) {
+	ctx := testCtx(t)
+	role := ppUniq("txpool_role_gone")
+	adm := ppAdminConns(t, ctx)[0]
+	for _, q := range []string{"CREATE ROLE " + role, "GRANT " + role + " TO app"} {
+		if _, err := adm.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { adm.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) })
+	p := tpStartProxy(t, ctx, 1, 60*time.Second)
+	x := ppConnect(t, ctx, tpDSN(t, p, "writer", ppUniq("txpool_role_x")))
+	y := ppConnect(t, ctx, tpDSN(t, p, "writer", ppUniq("txpool_role_y")))
+	var got string
+	if _, err := x.Exec(ctx, "SET ROLE "+role, pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.QueryRow(ctx, "SELECT current_user", pgx.QueryExecModeSimpleProtocol).Scan(&got); err != nil || got != role {
+		t.Fatalf("X after SET ROLE: %q, %v", got, err)
+	}
+	if _, err := y.Exec(ctx, "SELECT 1", pgx.QueryExecModeSimpleProtocol); err != nil { // the connection takes Y's state
+		t.Fatal(err)
+	}
+	if _, err := adm.Exec(ctx, "REVOKE "+role+" FROM app"); err != nil {
+		t.Fatal(err)
+	}
+	err := x.QueryRow(ctx, "SELECT current_user", pgx.QueryExecModeSimpleProtocol).Scan(&got)
+	if err == nil {
+		t.Fatalf("X's statement ran as %q after its role could not be restored", got)
+	}
+	t.Logf("X: %v", err)
+	if err := y.QueryRow(ctx, "SELECT current_user", pgx.QueryExecModeSimpleProtocol).Scan(&got); err != nil || got != "app" {
+		t.Fatalf("Y afterwards: %q, %v", got, err)
+	}
+}

@@ -334,14 +334,24 @@ const stateUnknown = "\x00unknown"
 // once per batch, before the batch's first message (never in the middle of
 // an extended-protocol batch). A pooled connection keeps the state of the
 // last session it served; nothing is sent when that is the same.
-func (s *session) replay(bc *bconn) bool {
+//
+// When the state sets a role or session authorization, the replay is
+// waited for before the batch goes out: should it fail (the role was
+// dropped, a cancel hit it), the batch must not run as the login user.
+// The session is ended then, with a FATAL error, since the state the
+// client relies on cannot be restored.
+func (s *session) replay(bc *bconn) error {
 	s.mu.Lock()
 	want := s.stateSQL
 	fresh := bc.pristine // nothing to reset
 	bc.pristine = false  // the batch that follows runs on it
 	if bc.stateSQL == want {
 		s.mu.Unlock()
-		return true
+		return nil
+	}
+	privileged := false
+	for _, st := range s.sets {
+		privileged = privileged || st.name == "role" || st.name == "session_authorization"
 	}
 	s.mu.Unlock()
 	// RESET ALL on its own: should a SET after it fail (and with it its
@@ -350,20 +360,41 @@ func (s *session) replay(bc *bconn) bool {
 	if !fresh {
 		s.scratch = pgwire.AppendQuery(s.scratch[:0], resetStateQuery)
 		if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, replay: true}) {
-			return false
+			return errBackendLost
 		}
 	}
 	if want != "" {
 		s.scratch = pgwire.AppendQuery(s.scratch[:0], strings.TrimPrefix(want, "RESET ALL;"))
 		if !s.inject(bc, s.scratch, expect{kind: 'Z', swallow: true, replay: true}) {
-			return false
+			return errBackendLost
 		}
 	}
 	delete(bc.prepared, "") // a Query destroys the unnamed statement
 	s.mu.Lock()
-	bc.stateSQL = want
+	bc.stateSQL = want // the relay marks it stateUnknown if the replay fails
 	s.mu.Unlock()
-	return true
+	if !privileged {
+		return nil
+	}
+	s.flushBackend(bc)
+	s.mu.Lock()
+	for bc.inflight > 0 && !bc.dead && !s.closing {
+		s.cond.Wait()
+	}
+	restored := bc.stateSQL == want && !bc.dead
+	closing := s.closing
+	s.mu.Unlock()
+	switch {
+	case closing:
+		return errClosing
+	case bc.dead:
+		return errBackendLost
+	case !restored:
+		s.fatal("08006", "the session's role (SET ROLE / SET SESSION AUTHORIZATION) could not be restored on a backend connection; reconnect")
+		s.conn.Close()
+		return errClosing
+	}
+	return nil
 }
 
 // applyOps records successful session-state changes made on bc. Called with

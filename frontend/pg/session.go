@@ -427,8 +427,8 @@ func (s *session) statement(m pgwire.Message) bool {
 		// Writer and reader endpoints need no look-ahead: the target is
 		// known from the first message.
 		bc, err := s.pick(router.Class{}, 0)
-		if err == nil && !s.replay(bc) {
-			err = errBackendLost
+		if err == nil {
+			err = s.replay(bc)
 		}
 		if err != nil {
 			s.routeFailed(err, m.Type)
@@ -534,8 +534,8 @@ func (s *session) sendBatch(terminated bool) {
 	} else {
 		bc, err = s.pick(cls, len(s.items))
 	}
-	if err == nil && !s.replay(bc) {
-		err = errBackendLost
+	if err == nil {
+		err = s.replay(bc)
 	}
 	if errors.Is(err, errTxLost) && terminated {
 		s.answerLost()
