@@ -1327,14 +1327,7 @@ func TestPGSessionPoolApplicationName(t *testing.T) {
 // connection runs as itself, with or without settings of its own.
 func TestPGTxPoolRoleDoesNotLeak(t *testing.T) {
 	ctx := testCtx(t)
-	role := ppUniq("txpool_role")
-	adm := ppAdminConns(t, ctx)[0]
-	for _, q := range []string{"CREATE ROLE " + role, "GRANT " + role + " TO app"} {
-		if _, err := adm.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	t.Cleanup(func() { adm.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) })
+	role, _ := tpRoleOfApp(t, ctx, "txpool_role")
 	p := tpStartProxy(t, ctx, 1, 60*time.Second)
 	app := ppUniq("txpool_role")
 	noApp := func(dsn string) string { return strings.Replace(dsn, "&application_name="+app, "", 1) }
@@ -1408,14 +1401,7 @@ func TestPGTxPoolRoleDoesNotLeak(t *testing.T) {
 // session ends with an error instead, and other clients carry on.
 func TestPGTxPoolRoleNotRestored(t *testing.T) {
 	ctx := testCtx(t)
-	role := ppUniq("txpool_role_gone")
-	adm := ppAdminConns(t, ctx)[0]
-	for _, q := range []string{"CREATE ROLE " + role, "GRANT " + role + " TO app"} {
-		if _, err := adm.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	t.Cleanup(func() { adm.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) })
+	role, adm := tpRoleOfApp(t, ctx, "txpool_role_gone")
 	p := tpStartProxy(t, ctx, 1, 60*time.Second)
 	x := ppConnect(t, ctx, tpDSN(t, p, "writer", ppUniq("txpool_role_x")))
 	y := ppConnect(t, ctx, tpDSN(t, p, "writer", ppUniq("txpool_role_y")))
@@ -1440,4 +1426,20 @@ func TestPGTxPoolRoleNotRestored(t *testing.T) {
 	if err := y.QueryRow(ctx, "SELECT current_user", pgx.QueryExecModeSimpleProtocol).Scan(&got); err != nil || got != "app" {
 		t.Fatalf("Y afterwards: %q, %v", got, err)
 	}
+}
+
+// tpRoleOfApp creates a role (named from prefix) that user app is a member
+// of, dropped when the test ends, and returns it with the primary's
+// superuser connection.
+func tpRoleOfApp(t *testing.T, ctx context.Context, prefix string) (string, *pgx.Conn) {
+	t.Helper()
+	role := ppUniq(prefix)
+	adm := ppAdminConns(t, ctx)[0]
+	for _, q := range []string{"CREATE ROLE " + role, "GRANT " + role + " TO app"} {
+		if _, err := adm.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { adm.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) })
+	return role, adm
 }
