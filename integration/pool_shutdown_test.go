@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluicedb/sluice/config"
+	"github.com/sluicedb/sluice/internal/mysqlwire"
 	"github.com/sluicedb/sluice/proxy"
 )
 
@@ -115,6 +116,9 @@ func TestMySQLPoolShutdownWakesWaitingClient(t *testing.T) {
 	b := myFillPoolOfOne(t, ctx, dsn(nil))
 	shutdownWhileQueued(t, ctx, p, "my", func() error {
 		_, err := b.ExecContext(ctx, "UPDATE pool_acct SET n = n WHERE client = -2")
+		if err != nil && myErrCode(err) != mysqlwire.ERServerShutdown {
+			t.Errorf("B: %v, want error 1053 (server shutdown)", err)
+		}
 		return err
 	})
 }

@@ -119,7 +119,24 @@ func (s *session) connTo(idx int, b topology.Backend, t router.Target) (*bconn, 
 		// pool's checkout_timeout alone; connect_timeout bounds only a dial
 		// (DialMySQL's own Timeout).
 		var err error
+		s.mu.Lock()
+		s.checkingOut = true
+		s.mu.Unlock()
 		bc, err = s.dial(s.ctx, idx, b.Addr)
+		s.mu.Lock()
+		s.checkingOut = false
+		drain := s.drain
+		s.mu.Unlock()
+		if err != nil && s.ctx.Err() != nil {
+			// Closed while waiting (the proxy shuts down, or the session
+			// was killed): say so, as a server would; the session ends
+			// after this command.
+			e := mysqlwire.NewERR(mysqlwire.ERConnectionKilled, "Connection was killed")
+			if drain {
+				e = mysqlwire.NewERR(mysqlwire.ERServerShutdown, "Server shutdown in progress")
+			}
+			return nil, &e
+		}
 		if err != nil {
 			return nil, err
 		}

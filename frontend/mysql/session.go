@@ -152,6 +152,10 @@ type session struct {
 	drain    bool
 	cleaned  bool
 	closeOne sync.Once
+	// checkingOut: the session goroutine waits for a pooled connection;
+	// Close then leaves the client connection to it, to answer with an
+	// error first (see connTo).
+	checkingOut bool
 	// ctx is cancelled by Close: it ends a wait for a pooled connection
 	// (and a dial) that nobody would use any more.
 	ctx     context.Context
@@ -1246,8 +1250,9 @@ func (s *session) Close() {
 				bc.mc.Close()
 			}
 		}
+		queued := s.checkingOut
 		s.mu.Unlock()
-		if s.conn != nil {
+		if s.conn != nil && !queued {
 			s.conn.Close()
 		}
 	})

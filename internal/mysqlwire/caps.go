@@ -252,6 +252,7 @@ const (
 	ERQueryInterrupted                 uint16 = 1317 // ER_QUERY_INTERRUPTED
 	ERStmtHasNoOpenCursor              uint16 = 1421 // ER_STMT_HAS_NO_OPEN_CURSOR
 	ERCantExecuteInReadOnlyTransaction uint16 = 1792 // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+	ERConnectionKilled                 uint16 = 1927 // ER_CONNECTION_KILLED (MariaDB)
 	CRServerLost                       uint16 = 2013 // CR_SERVER_LOST: lost connection during query
 )
 
@@ -269,7 +270,7 @@ func SQLStateFor(code uint16) string {
 		return "08S01"
 	case ERConCountError, ERNotSupportedAuthMode:
 		return "08004"
-	case ERQueryInterrupted:
+	case ERQueryInterrupted, ERConnectionKilled:
 		return "70100"
 	case ERCantExecuteInReadOnlyTransaction:
 		return "25006"
