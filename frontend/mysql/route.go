@@ -127,10 +127,11 @@ func (s *session) connTo(idx int, b topology.Backend, t router.Target) (*bconn, 
 		s.checkingOut = false
 		drain := s.drain
 		s.mu.Unlock()
-		if err != nil && s.ctx.Err() != nil {
+		if s.ctx.Err() != nil {
 			// Closed while waiting (the proxy shuts down, or the session
-			// was killed): say so, as a server would; the session ends
-			// after this command.
+			// was killed; also just after the checkout succeeded: bc is
+			// given back with the session's others): say so, as a server
+			// would; the session ends after this command.
 			e := mysqlwire.NewERR(mysqlwire.ERConnectionKilled, "Connection was killed")
 			if drain {
 				e = mysqlwire.NewERR(mysqlwire.ERServerShutdown, "Server shutdown in progress")

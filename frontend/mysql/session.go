@@ -476,6 +476,12 @@ func (s *session) run1(bc *bconn, p []byte, kind int, commit bool) (ok, alive bo
 		s.srv.statReader.Inc()
 	}
 	s.mu.Lock()
+	if s.closing {
+		// Closed since the connection was taken: nothing would interrupt
+		// the command any more (Close closes only a busy connection).
+		s.mu.Unlock()
+		return false, false
+	}
 	s.busy = bc
 	s.mu.Unlock()
 	defer func() {

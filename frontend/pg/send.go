@@ -342,6 +342,14 @@ const stateUnknown = "\x00unknown"
 // client relies on cannot be restored.
 func (s *session) replay(bc *bconn) error {
 	s.mu.Lock()
+	if bc.stateSQL != s.stateSQL {
+		// Batches still in flight on bc (pipelined) may change the state
+		// when they end, and the replay's RESET ALL must not undo a SET
+		// among them: let them finish first.
+		for bc.inflight > 0 && !bc.dead && !s.closing {
+			s.cond.Wait()
+		}
+	}
 	want := s.stateSQL
 	fresh := bc.pristine // nothing to reset
 	bc.pristine = false  // the batch that follows runs on it
