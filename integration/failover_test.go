@@ -470,12 +470,8 @@ func startFailoverMariaDB(t *testing.T, ctx context.Context) *localcluster.Maria
 // openMyDSN opens a pool of at most one connection.
 func openMyDSN(t *testing.T, dsn string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := myOpenDSN(t, dsn)
 	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
 	return db
 }
 

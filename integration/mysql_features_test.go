@@ -395,11 +395,7 @@ func TestMySQLBackendTLS(t *testing.T) {
 
 	// With require_secure_transport on the server, plain connections are
 	// refused: new TLS sessions (and the TLS probes) keep working.
-	root, err := sql.Open("mysql", node.AdminDSN(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	root := myOpenDSN(t, node.AdminDSN(""))
 	root.SetMaxOpenConns(1)
 	if _, err := root.ExecContext(ctx, "SET GLOBAL require_secure_transport = ON"); err != nil {
 		t.Fatal(err)

@@ -160,7 +160,14 @@ func myDSN(t testing.TB, listener, user, password, db string, mutate func(*mysql
 // myOpen opens a database/sql pool on a listener of the MySQL proxy as app.
 func myOpen(t testing.TB, listener string, mutate func(*mysql.Config)) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("mysql", myDSN(t, listener, "app", "app", "app", mutate))
+	return myOpenDSN(t, myDSN(t, listener, "app", "app", "app", mutate))
+}
+
+// myOpenDSN opens a database/sql handle on dsn (go-sql-driver/mysql),
+// closed when the test ends.
+func myOpenDSN(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,11 +43,7 @@ func myPoolProxyCfg(t *testing.T, mutate func(*config.Pool), mutateCfg func(*con
 	ctx := testCtx(t)
 	n := e.cluster.Nodes()
 	myPoolUserOnce.Do(func() {
-		root, err := sql.Open("mysql", n[0].AdminDSN(""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer root.Close()
+		root := myOpenDSN(t, n[0].AdminDSN(""))
 		for _, q := range []string{
 			fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'", myPoolUser, myPoolUser),
 			fmt.Sprintf("GRANT ALL PRIVILEGES ON *.* TO '%s'@'%%'", myPoolUser),
@@ -164,11 +160,7 @@ func TestMySQLPoolTransactionMode200Clients(t *testing.T) {
 	if _, err := root.ExecContext(ctx, "DELETE FROM app.pool_acct"); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(nil))
 	db.SetMaxOpenConns(clients)
 	db.SetMaxIdleConns(clients)
 
@@ -284,11 +276,7 @@ func TestMySQLPoolTransactionModePreparedStatements(t *testing.T) {
 		p.MaxServerConns = 2
 	})
 	ctx := testCtx(t)
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(nil))
 	const clients = 12
 	errs := make(chan error, clients)
 	var wg sync.WaitGroup
@@ -395,11 +383,7 @@ func TestMySQLPoolTransactionModeNoStateLeak(t *testing.T) {
 		p.MaxServerConns = 1
 	})
 	ctx := testCtx(t)
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(nil))
 	a, b := myConn(t, db), myConn(t, db)
 	defTZ := myScanString(t, ctx, b, "SELECT @@session.time_zone")
 	defCS := myScanString(t, ctx, b, "SELECT @@character_set_client")
@@ -472,11 +456,7 @@ func TestMySQLPoolCheckoutTimeout(t *testing.T) {
 		p.CheckoutTimeout = 300 * time.Millisecond
 	})
 	ctx := testCtx(t)
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(nil))
 	a, b := myConn(t, db), myConn(t, db)
 	tx, err := a.BeginTx(ctx, nil)
 	if err != nil {
@@ -584,11 +564,7 @@ func TestMySQLPoolDisconnectMidTransaction(t *testing.T) {
 		}
 	}
 	// The row is free and unchanged.
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(nil))
 	c := myConn(t, db)
 	myMustExec(t, ctx, c, "SET SESSION innodb_lock_wait_timeout = 2")
 	myMustExec(t, ctx, c, "UPDATE pool_acct SET n = n WHERE client = -10")
@@ -603,11 +579,7 @@ func TestMySQLPoolSessionModeReset(t *testing.T) {
 		p.MaxServerConns = 1
 	})
 	ctx := testCtx(t)
-	db, err := sql.Open("mysql", dsn(func(c *mysql.Config) {}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(func(c *mysql.Config) {}))
 	db.SetMaxIdleConns(0) // every Conn is a new client session
 	var first int64
 	for i := range 3 {
@@ -645,11 +617,7 @@ func TestMySQLPoolTransactionModeKillQuery(t *testing.T) {
 		p.MaxServerConns = 2
 	})
 	ctx := testCtx(t)
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(nil))
 	victim, killer, other := myConn(t, db), myConn(t, db), myConn(t, db)
 	id := myScanInt(t, ctx, victim, "SELECT CONNECTION_ID()")
 	// Nothing running: KILL QUERY is a no-op, and the connection the victim
@@ -713,11 +681,7 @@ func TestMySQLPoolTransactionModeStmtPerDatabase(t *testing.T) {
 		"CREATE TABLE IF NOT EXISTS pooldb2.pool_acct LIKE app.pool_acct",
 		"DELETE FROM app.pool_acct WHERE client IN (-31, -32)",
 		"DELETE FROM pooldb2.pool_acct WHERE client IN (-31, -32)")
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(nil))
 	a, b := myConn(t, db), myConn(t, db)
 	myMustExec(t, ctx, b, "USE pooldb2")
 	const q = "INSERT INTO pool_acct (client, n) VALUES (?, 1)"
@@ -769,11 +733,7 @@ func TestMySQLPoolTransactionModeSetTransactionNext(t *testing.T) {
 	ctx := testCtx(t)
 	root := myRoot(t)
 	myRootExec(t, ctx, root, "DELETE FROM app.pool_acct WHERE client IN (-41, -42)")
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(nil))
 	a, b := myConn(t, db), myConn(t, db)
 	myMustExec(t, ctx, a, "SET TRANSACTION READ ONLY")
 	done := make(chan error, 1)
@@ -782,7 +742,7 @@ func TestMySQLPoolTransactionModeSetTransactionNext(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(200 * time.Millisecond) // b waits for the connection a keeps
-	_, err = a.ExecContext(ctx, "INSERT INTO pool_acct (client, n) VALUES (-41, 0)")
+	_, err := a.ExecContext(ctx, "INSERT INTO pool_acct (client, n) VALUES (-41, 0)")
 	if code := myErrCode(err); code != 1792 {
 		t.Errorf("a's insert after SET TRANSACTION READ ONLY: %v, want error 1792", err)
 	}
@@ -828,13 +788,9 @@ func TestMySQLPoolTransactionModeErrorInTransaction(t *testing.T) {
 		"DELETE FROM app.pool_acct WHERE client IN (-51, -52)",
 		"DROP PROCEDURE IF EXISTS app.pool_tx_dup",
 		"CREATE PROCEDURE app.pool_tx_dup() BEGIN START TRANSACTION; INSERT INTO app.pool_acct (client, n) VALUES (-51, 0); INSERT INTO app.pool_acct (client, n) VALUES (-51, 0); END")
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(nil))
 	a, b := myConn(t, db), myConn(t, db)
-	_, err = a.ExecContext(ctx, "CALL pool_tx_dup()")
+	_, err := a.ExecContext(ctx, "CALL pool_tx_dup()")
 	if code := myErrCode(err); code != 1062 {
 		t.Fatalf("CALL: %v, want error 1062", err)
 	}
@@ -870,11 +826,7 @@ func TestMySQLPoolTransactionModePartialMultiStatement(t *testing.T) {
 		p.MaxServerConns = 1
 	})
 	ctx := testCtx(t)
-	db, err := sql.Open("mysql", dsn(func(c *mysql.Config) { c.MultiStatements = true }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(func(c *mysql.Config) { c.MultiStatements = true }))
 	a, b := myConn(t, db), myConn(t, db)
 	onWriter := func(c *sql.Conn, q string) string {
 		t.Helper()
@@ -1013,11 +965,7 @@ func TestMySQLPoolCheckoutTimeoutLongerThanConnect(t *testing.T) {
 func TestMySQLPoolPinnedStatus(t *testing.T) {
 	ctx := testCtx(t)
 	p, dsn := myPoolProxy(t, func(pl *config.Pool) { pl.Mode = config.PoolTransaction; pl.MaxServerConns = 2 })
-	db, err := sql.Open("mysql", dsn(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpenDSN(t, dsn(nil))
 	db.SetMaxIdleConns(0) // closing the Conn closes the client connection
 	conn, err := db.Conn(ctx)
 	if err != nil {

@@ -355,11 +355,7 @@ log: {level: warn}
 // app.*) on the primary and waits until both replicas have it.
 func createOtherUser(t *testing.T, ctx context.Context, e *myEnv) {
 	t.Helper()
-	pdb, err := sql.Open("mysql", e.cluster.Primary.AdminDSN(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pdb.Close()
+	pdb := myOpenDSN(t, e.cluster.Primary.AdminDSN(""))
 	for _, q := range []string{
 		"CREATE USER IF NOT EXISTS 'other'@'%' IDENTIFIED BY 'other'",
 		"GRANT SELECT, INSERT ON app.* TO 'other'@'%'",

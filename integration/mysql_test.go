@@ -160,11 +160,7 @@ func TestMySQLWritesAndReadYourWrites(t *testing.T) {
 	// The rows are on the primary.
 	var n int64
 	e := mysqlEnv(t)
-	pdb, err := sql.Open("mysql", e.cluster.Primary.AdminDSN("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pdb.Close()
+	pdb := myOpenDSN(t, e.cluster.Primary.AdminDSN("app"))
 	if err := pdb.QueryRowContext(ctx, "SELECT COUNT(*) FROM ryw").Scan(&n); err != nil || n < 1000 {
 		t.Fatalf("primary has %d rows (%v), want ≥ 1000", n, err)
 	}
