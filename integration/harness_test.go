@@ -127,6 +127,25 @@ func startProxy(ctx context.Context, dir string, pgc *localcluster.PostgresClust
 	return p, nil
 }
 
+// startProxyCfg starts a proxy with cfg, logging at level to stderr, and
+// shuts it down when the test ends.
+func startProxyCfg(t testing.TB, ctx context.Context, cfg *config.Config, level slog.Level) *proxy.Proxy {
+	t.Helper()
+	p, err := proxy.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Shutdown(sctx)
+	})
+	return p
+}
+
 // writeSelfSigned writes a self-signed certificate for 127.0.0.1/localhost.
 func writeSelfSigned(dir string) (certPath, keyPath string, err error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluicedb/sluice/config"
-	"github.com/sluicedb/sluice/proxy"
 )
 
 // TestPGMaxClientConns checks clusters.*.pool.max_client_conns and
@@ -107,18 +105,7 @@ log: {level: warn}
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		p.Shutdown(sctx)
-	})
+	p := startProxyCfg(t, ctx, cfg, slog.LevelWarn)
 	mc := mysql.NewConfig()
 	mc.User, mc.Passwd, mc.Net, mc.Addr, mc.DBName = "app", "app", "tcp", p.Addr("my").String(), "app"
 	open := func() (*sql.Conn, error) {

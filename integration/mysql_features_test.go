@@ -24,7 +24,6 @@ import (
 	"github.com/sluicedb/sluice/config"
 	"github.com/sluicedb/sluice/integration/localcluster"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
-	"github.com/sluicedb/sluice/proxy"
 )
 
 // writeRSAKey writes a 2048-bit RSA private key (PKCS#8 PEM) for the
@@ -351,18 +350,7 @@ func TestMySQLBackendTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		p.Shutdown(sctx)
-	})
+	p := startProxyCfg(t, ctx, cfg, slog.LevelError)
 	open := func(l string) *sql.DB {
 		mc := mysql.NewConfig()
 		mc.Net, mc.Addr, mc.User, mc.Passwd, mc.DBName = "tcp", p.Addr(l).String(), "app", "app", "app"

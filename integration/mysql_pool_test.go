@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,18 +84,7 @@ log: {level: warn}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		p.Shutdown(sctx)
-	})
+	p := startProxyCfg(t, ctx, cfg, slog.LevelWarn)
 	dsn := func(m func(*mysql.Config)) string {
 		mc := mysql.NewConfig()
 		mc.User, mc.Passwd, mc.Net, mc.Addr, mc.DBName = myPoolUser, myPoolUser, "tcp", p.Addr("pool").String(), "app"

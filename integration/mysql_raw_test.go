@@ -8,14 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicedb/sluice/config"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
-	"github.com/sluicedb/sluice/proxy"
 )
 
 // rawMy is a minimal MySQL client on raw packets, for commands that
@@ -389,18 +387,7 @@ func TestMySQLChangeUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px, err := proxy.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := px.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		px.Shutdown(sctx)
-	})
+	px := startProxyCfg(t, ctx, cfg, slog.LevelWarn)
 	nativeAddr, shaAddr := px.Addr("cu-native").String(), px.Addr("cu-sha").String()
 
 	currentUser := func(m *rawMy, q string) string {
