@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicedb/sluice/admin"
 	"github.com/sluicedb/sluice/backends"
 	"github.com/sluicedb/sluice/backends/pool"
+	"github.com/sluicedb/sluice/frontend/serve"
 	"github.com/sluicedb/sluice/internal/mysqlwire"
 )
 
@@ -22,26 +22,7 @@ import (
 type PoolConfig = pool.Settings
 
 // PoolsOptions configures Pools.
-type PoolsOptions struct {
-	// Cluster is the cluster whose backends the pools connect to. Required.
-	Cluster *backends.Cluster
-	// Config returns the pooling of a user. Nil means session pooling
-	// without limits for everyone.
-	Config func(user string) PoolConfig
-	// Password returns a configured user's password, used towards the
-	// backends. Required.
-	Password func(user string) (string, bool)
-	// BackendTLS is the TLS mode towards the backends: "disable" (default),
-	// "prefer" or "require".
-	BackendTLS string
-	// ConnectTimeout bounds dialing and authenticating one backend
-	// connection (default 5s).
-	ConnectTimeout time.Duration
-	// Metrics receives dial and connection metrics. Required.
-	Metrics *admin.Metrics
-	// Logger receives diagnostics (default slog.Default()).
-	Logger *slog.Logger
-}
+type PoolsOptions = serve.PoolsOptions
 
 // Pools holds the backend connection pools of one MySQL cluster, one per
 // user, shared by every listener of the cluster.
